@@ -1,0 +1,40 @@
+"""Small formatters for numbers a user reads: tokens, dollars, seconds."""
+
+from __future__ import annotations
+
+__all__ = ["format_cost", "format_count", "format_seconds"]
+
+
+def format_count(n: int | None) -> str:
+    """``1234567`` -> ``"1,234,567"``; ``None`` -> ``"?"``."""
+    return "?" if n is None else f"{n:,}"
+
+
+def format_cost(dollars: float | None) -> str:
+    """Dollars with enough digits to be meaningful for tiny per-call costs.
+
+    ``0`` -> ``"$0"``, ``0.0000042`` -> ``"$0.0000042"``, ``0.01234`` -> ``"$0.0123"``,
+    ``12.5`` -> ``"$12.50"``; ``None`` -> ``"cost unknown"``.
+    """
+    if dollars is None:
+        return "cost unknown"
+    if dollars == 0:
+        return "$0"
+    if abs(dollars) >= 1:
+        return f"${dollars:,.2f}"
+    # three significant digits for small amounts, without scientific notation
+    text = f"{dollars:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        digits = mantissa.replace(".", "").replace("-", "")
+        zeros = -int(exponent) - 1
+        text = ("-" if dollars < 0 else "") + "0." + "0" * zeros + digits
+    return f"${text}"
+
+
+def format_seconds(seconds: float) -> str:
+    """``4.21`` -> ``"4.2 s"``, ``75`` -> ``"1 min 15 s"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"

@@ -1,0 +1,1 @@
+"""Test support shipped with ormagic: a loopback fake OpenRouter server."""
