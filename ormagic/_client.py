@@ -1,0 +1,571 @@
+"""The HTTP client for OpenRouter's chat completions API (docs/openrouter-api.md).
+
+One ``httpx.Client``, synchronous (IPython runs magics synchronously). A chat is a context
+manager that owns the connection::
+
+    with client.stream_chat(ChatRequest(messages)) as events:
+        for event in events:
+            ...
+
+Errors *before* the answer begins (bad key, no credits, rate limits, unreachable server)
+are raised on entering the ``with`` block, after retries; errors *after* it began arrive
+as the terminal ``StreamFailed`` event, so whatever streamed is kept. Leaving the block,
+however it happens, closes the response: closing the connection is how OpenRouter learns
+to stop generating and billing (§4.1 "Stream cancellation").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    MissingKeyError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TimeoutError_,
+    TransportError,
+)
+from ._events import Event
+from ._settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
+from ._sse import iter_lines, iter_sse
+from ._stream import iter_completion_events, iter_events
+
+__all__ = ["ChatRequest", "OpenRouterClient"]
+
+# Retried before the answer begins: OpenRouter's transient statuses (§6.2). 500 is not
+# retried: its message is masked and it rarely clears on an immediate retry.
+_RETRY_STATUSES = frozenset({408, 429, 502, 503})
+# Longer waits are not worth blocking a notebook cell for (openai-python uses 60 s too).
+_MAX_RETRY_AFTER = 60.0
+_WRITE_TIMEOUT = 60.0
+_SSE = "text/event-stream"
+_JSON = "application/json"
+_CREDITS_URL = "https://openrouter.ai/settings/credits"
+_DROPPED = "The connection dropped before the answer finished; what arrived is kept."
+# What can go into an HTTP header; anything else would make httpx raise an error that
+# could quote the key.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    413: PayloadTooLargeError,
+    429: RateLimitError,
+}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request (OpenRouter ``ChatRequest``, §2)."""
+
+    messages: Sequence[Mapping[str, Any]]
+    model: str = DEFAULT_MODEL
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    reasoning: Mapping[str, Any] | None = None
+    temperature: float | None = None
+    provider: Mapping[str, Any] | None = None
+    models: Sequence[str] = ()
+    session_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body: always streaming and capped; unset optional fields are omitted.
+
+        ``max_tokens`` is always sent: without it OpenRouter's credit pre-check assumes the
+        model's whole output budget and may answer 402 (§2). ``extra`` is merged last.
+        """
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(message) for message in self.messages],
+            "stream": True,
+            "max_tokens": self.max_tokens,
+        }
+        if self.reasoning:
+            body["reasoning"] = dict(self.reasoning)
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.provider:
+            body["provider"] = dict(self.provider)
+        if self.models:
+            body["models"] = list(self.models)
+        if self.session_id:
+            body["session_id"] = self.session_id
+        body.update(self.extra)
+        return body
+
+
+class OpenRouterClient:
+    """Talks to OpenRouter (or any OpenAI-compatible server at ``settings.base_url``)."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._sleep = sleep
+        self._http: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenRouterClient(base_url={self.settings.base_url!r})"
+
+    def __enter__(self) -> OpenRouterClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool; the client can still be used afterwards."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    @contextlib.contextmanager
+    def stream_chat(self, request: ChatRequest) -> Iterator[Iterator[Event]]:
+        """POST the request and yield its events; raise pre-stream errors on entry."""
+        key = self._key()
+        content = json.dumps(request.to_json(), ensure_ascii=False).encode()
+        response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
+        events: Iterator[Event] | None = None
+        try:
+            events = self._events(response)
+            yield events
+        finally:
+            if isinstance(events, Generator):
+                events.close()
+            response.close()
+
+    def get_models(self) -> list[dict[str, Any]]:
+        """``GET /models``: every model's id, name, context length, prices (§7)."""
+        data = self._get_data("/models")
+        if not isinstance(data, list):
+            raise ProtocolError(f"{self._base()}/models did not return a list of models.")
+        return [model for model in data if isinstance(model, dict)]
+
+    def get_key(self) -> dict[str, Any]:
+        """``GET /key``: the key's label, limit, remaining credit and usage (§7)."""
+        return self._get_object("/key")
+
+    def get_generation(self, generation_id: str) -> dict[str, Any]:
+        """``GET /generation?id=``: a finished generation's stats and cost (§7)."""
+        not_found = (
+            f"No stats for generation {generation_id} (yet): they appear a few seconds "
+            "after the answer ends. Try again shortly."
+        )
+        return self._get_object("/generation", {"id": generation_id}, not_found)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _base(self) -> str:
+        return self.settings.base_url.rstrip("/")
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            s = self.settings
+            timeout = httpx.Timeout(
+                connect=s.connect_timeout,
+                read=s.read_timeout,
+                write=_WRITE_TIMEOUT,
+                pool=s.connect_timeout,
+            )
+            self._http = httpx.Client(transport=self._transport, timeout=timeout)
+        return self._http
+
+    def _key(self) -> str:
+        """The API key, checked before any I/O; it goes only into the Authorization header."""
+        secret = self.settings.api_key
+        if secret is None or not secret:
+            raise MissingKeyError()
+        key = secret.reveal()
+        if not _HEADER_SAFE.fullmatch(key):
+            raise ConfigError(
+                "The API key contains a character that cannot be sent (a space, quote or "
+                "non-ASCII letter?). Check OPENROUTER_API_KEY."
+            )
+        return key
+
+    def _headers(self, key: str, accept: str, has_body: bool) -> dict[str, str]:
+        from . import __version__  # imported late: the package may import this module
+
+        headers = {"Accept": accept, "User-Agent": f"ormagic/{__version__}"}
+        if has_body:
+            headers["Content-Type"] = _JSON
+        headers.update(self.settings.headers())
+        headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        accept: str,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        headers = self._headers(key, accept, content is not None)
+        try:
+            return self._client().build_request(
+                method, self._base() + path, headers=headers, content=content, params=params
+            )
+        except httpx.InvalidURL as exc:
+            raise self._bad_url() from exc
+
+    def _bad_url(self) -> ConfigError:
+        return ConfigError(
+            f"{self.settings.base_url!r} is not a usable http(s) URL. Check OPENROUTER_BASE_URL."
+        )
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send, retrying connection failures and transient statuses (§6.2).
+
+        Retries happen only here, before any of the answer has been read. A response
+        that is returned is open and must be closed by the caller.
+        """
+        attempt = 0
+        while True:
+            retries_left = attempt < self.settings.max_retries
+            try:
+                response = self._client().send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if not retries_left:
+                    raise self._connect_error(exc) from exc
+                self._sleep(self._backoff(attempt))
+            except httpx.TransportError as exc:
+                raise self._request_error(exc) from exc
+            else:
+                delay = self._retry_delay(response, attempt) if retries_left else None
+                if delay is None:
+                    return response
+                response.close()
+                self._sleep(delay)
+            attempt += 1
+
+    def _backoff(self, attempt: int) -> float:
+        s = self.settings
+        return float(min(s.backoff_initial * 2**attempt, s.backoff_max))
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying ``response``, or None to give up on it now.
+
+        A server's ``Retry-After`` wins over our backoff; one beyond a minute is not
+        waited for: the error is raised at once with ``retry_after`` set.
+        """
+        if response.status_code not in _RETRY_STATUSES:
+            return None
+        after = _retry_after(response.headers)
+        if after is None:
+            return self._backoff(attempt)
+        return after if after <= _MAX_RETRY_AFTER else None
+
+    def _connect_error(self, exc: httpx.TransportError) -> TransportError:
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError_(
+                f"Could not reach {self._base()}: no answer within "
+                f"{self.settings.connect_timeout:g} s. Check your network or OPENROUTER_BASE_URL."
+            )
+        return TransportError(
+            f"Could not reach {self._base()}: {_reason(exc)}. "
+            "Check your network or OPENROUTER_BASE_URL."
+        )
+
+    def _request_error(self, exc: httpx.TransportError) -> ConfigError | TransportError:
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return self._bad_url()
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError_(
+                f"{self._base()} did not answer within {self.settings.read_timeout:g} s. Try again."
+            )
+        return TransportError(
+            f"The connection to {self._base()} failed: {_reason(exc)}. Try again."
+        )
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _events(self, response: httpx.Response) -> Iterator[Event]:
+        """The event iterator for a response, or the pre-stream error it carries."""
+        if not response.is_success:
+            raise self._api_error(response)
+        generation_id = response.headers.get("x-generation-id")
+        content_type = response.headers.get("content-type", "").lower()
+        if "json" in content_type:
+            return self._json_events(response, generation_id)
+        if "html" in content_type:
+            # A proxy or captive portal page, not an event stream.
+            raise ProtocolError(
+                f"{self._base()} answered with a web page, not an event stream. "
+                "Check OPENROUTER_BASE_URL."
+            )
+        chunks = _iter_chunks(response, self.settings.read_timeout)
+        return iter_events(iter_sse(iter_lines(chunks)), generation_id=generation_id)
+
+    def _json_events(self, response: httpx.Response, generation_id: str | None) -> Iterator[Event]:
+        """A 2xx JSON body: an error (raised, §3) or a whole non-streaming completion."""
+        body = self._read_json(response)
+        if not isinstance(body, dict):
+            raise ProtocolError(f"{self._base()} answered with JSON that is not an object.")
+        if body.get("error"):
+            code = _error_fields(body).get("code")
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 0
+            raise _error_for(status or response.status_code, body, response)
+        return iter_completion_events(body, generation_id=generation_id)
+
+    def _read(self, response: httpx.Response) -> bytes:
+        try:
+            return response.read()
+        except httpx.TimeoutException as exc:
+            raise TimeoutError_(
+                f"{self._base()} stopped answering for {self.settings.read_timeout:g} s. Try again."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"The connection to {self._base()} dropped: {_reason(exc)}. Try again."
+            ) from exc
+
+    def _read_json(self, response: httpx.Response) -> Any:
+        body = self._read(response)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ProtocolError(
+                f"{self._base()} answered with something that is not JSON: {body[:80]!r}"
+            ) from exc
+
+    def _api_error(self, response: httpx.Response, not_found: str | None = None) -> APIError:
+        """The exception for a non-2xx response; an unreadable body is tolerated."""
+        try:
+            body = response.read()
+        except httpx.HTTPError:
+            body = b""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None  # e.g. a proxy's HTML error page: the status reason is used
+        error = _error_for(response.status_code, payload, response)
+        if not_found is not None and isinstance(error, NotFoundError):
+            return NotFoundError(
+                not_found,
+                status_code=error.status_code,
+                code=error.code,
+                metadata=error.metadata,
+                generation_id=error.generation_id,
+            )
+        return error
+
+    def _get_data(
+        self, path: str, params: Mapping[str, str] | None = None, not_found: str | None = None
+    ) -> Any:
+        """``GET {base}{path}`` with the chat's error mapping; the body's ``data``."""
+        key = self._key()
+        response = self._send(self._build("GET", path, key, _JSON, params=params))
+        try:
+            if not response.is_success:
+                raise self._api_error(response, not_found)
+            body = self._read_json(response)
+        finally:
+            response.close()
+        if not isinstance(body, dict) or "data" not in body:
+            raise ProtocolError(f'{self._base()}{path} answered without a "data" field.')
+        return body["data"]
+
+    def _get_object(
+        self, path: str, params: Mapping[str, str] | None = None, not_found: str | None = None
+    ) -> dict[str, Any]:
+        data = self._get_data(path, params, not_found)
+        if not isinstance(data, dict):
+            raise ProtocolError(
+                f'{self._base()}{path} answered with a "data" that is not an object.'
+            )
+        return data
+
+
+def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[bytes]:
+    """The response's bytes; a broken connection becomes an ormagic error.
+
+    ``iter_bytes`` (not ``iter_raw``) so that a gzip-encoded stream is decoded.
+    ``iter_events`` turns the error raised here into the terminal ``StreamFailed``.
+    """
+    try:
+        yield from response.iter_bytes()
+    except httpx.TimeoutException as exc:
+        raise TimeoutError_(
+            f"Nothing arrived for {read_timeout:g} s, so the answer was cut short; "
+            "what arrived is kept."
+        ) from exc
+    except httpx.TransportError as exc:
+        raise TransportError(_DROPPED) from exc
+    except httpx.DecodingError as exc:
+        raise ProtocolError(f"The response could not be decoded ({exc}).") from exc
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).rstrip(".") or type(exc).__name__
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """``Retry-After`` in seconds: a number or an HTTP date (RFC 9110 §10.2.3)."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+# -- error mapping (§6) -----------------------------------------------------------------
+
+
+def _error_fields(payload: Any) -> Mapping[str, Any]:
+    """The ``error`` object of an error body ``{"error": {code, message, metadata}}``."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return error
+    if isinstance(error, str) and error:
+        return {"message": error}
+    return {}
+
+
+def _error_for(status: int, payload: Any, response: httpx.Response) -> APIError:
+    """The APIError subclass for ``status``, carrying the body's code and metadata.
+
+    ``code`` may be missing or a string and ``metadata`` missing (§6.1 [CONFLICT]); a body
+    that is not JSON leaves the status reason as the message.
+    """
+    error = _error_fields(payload)
+    message = error.get("message")
+    if not isinstance(message, str) or not message.strip():
+        message = httpx.codes.get_reason_phrase(status) or f"HTTP {status}"
+    raw_metadata = error.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
+    code = error.get("code")
+    retry_after = _retry_after(response.headers)
+    cls = _STATUS_CLASSES.get(status, ServerError if status >= 500 else APIError)
+    return cls(
+        _describe(status, message.strip(), metadata, retry_after),
+        status_code=status,
+        code=code if isinstance(code, int | str) and not isinstance(code, bool) else None,
+        metadata=metadata,
+        generation_id=response.headers.get("x-generation-id"),
+        retry_after=retry_after,
+    )
+
+
+def _describe(
+    status: int, message: str, metadata: Mapping[str, Any], retry_after: float | None
+) -> str:
+    """What went wrong and what to do about it, in one or two lines."""
+    if status == 401:
+        return f"OpenRouter rejected the API key ({message}). Check OPENROUTER_API_KEY."
+    if status == 402:
+        return (
+            f"Not enough credits ({message}). Add credits at {_CREDITS_URL} or lower --max-tokens."
+        )
+    if status == 403:
+        return _forbidden(message, metadata)
+    if status == 404:
+        return f"Not found: {_sentence(message)} Check the model id (%chat models lists them)."
+    if status == 408:
+        return "OpenRouter timed out the request. Try again."
+    if status == 413:
+        return "The request is too large. Send less context (--context N) or a shorter prompt."
+    if status == 429:
+        when = "shortly" if retry_after is None else f"in {max(1, math.ceil(retry_after))} s"
+        return f"Rate limited ({message}). Try again {when}."
+    return _describe_other(status, _with_detail(message, metadata))
+
+
+def _describe_other(status: int, detail: str) -> str:
+    if status >= 500:
+        return f"OpenRouter error {status}: {detail}. Try again or choose another model."
+    if status == 400:
+        return f"Bad request: {detail}. Check the model id and options."
+    if status < 400:  # an error body inside a 2xx answer (§3)
+        return f"The server reported an error: {detail}."
+    return f"OpenRouter error {status}: {detail}."
+
+
+def _forbidden(message: str, metadata: Mapping[str, Any]) -> str:
+    """403: moderation lists its reasons and the flagged input (§6.1)."""
+    reasons = metadata.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        text = "Blocked by moderation: " + ", ".join(str(reason) for reason in reasons)
+        flagged = metadata.get("flagged_input")
+        if isinstance(flagged, str) and flagged:
+            text += f' (flagged: "{flagged}")'
+        return text
+    return f"OpenRouter refused the request ({message}). Check the key's permissions."
+
+
+def _with_detail(message: str, metadata: Mapping[str, Any]) -> str:
+    """``message: provider detail (provider: Name)``: provider errors hide the useful
+    part in ``metadata.raw`` and ``metadata.provider_name`` (§6.1, OR-AISDK)."""
+    text = _clause(message)
+    raw = _raw_detail(metadata.get("raw"))
+    if raw and raw not in text:
+        text += f": {raw}"
+    provider = metadata.get("provider_name")
+    if isinstance(provider, str) and provider:
+        text += f" (provider: {provider})"
+    return text
+
+
+def _raw_detail(raw: Any, limit: int = 200) -> str:
+    """The message inside ``metadata.raw``, which may be a JSON string, an object or text."""
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            raw = json.loads(raw)
+    if isinstance(raw, dict):
+        inner = raw.get("error", raw)
+        raw = inner.get("message") if isinstance(inner, dict) else inner
+    if not isinstance(raw, str):
+        return ""
+    text = " ".join(raw.split())
+    return _clause(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _clause(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
