@@ -1,0 +1,232 @@
+"""What the session has spent: the footer under each answer and the per-session ledger.
+
+Pure engine: no IPython. Model and provider names come from the network, so the HTML
+table escapes every value.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._events import Usage
+from ._format import format_cost, format_count, format_seconds
+
+__all__ = ["UsageLedger", "UsageTotals", "footer_text"]
+
+_SEP = " · "
+_COLUMNS = ("turns", "in", "out", "reasoning", "cached", "cost", "time")
+
+
+@dataclass
+class UsageTotals:
+    """Sums over some turns. A turn whose cost is unknown counts in ``unknown_cost_turns``."""
+
+    turns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    unknown_cost_turns: int = 0
+    seconds: float = 0.0
+
+    def add(self, usage: Usage | None, cost: float | None, seconds: float) -> None:
+        """Count one turn."""
+        self.turns += 1
+        self.seconds += seconds
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
+            self.reasoning_tokens += usage.reasoning_tokens
+            self.cached_tokens += usage.cached_tokens
+        if cost is None:
+            self.unknown_cost_turns += 1
+        else:
+            self.cost += cost
+
+    @property
+    def cost_text(self) -> str:
+        """``"$0.0000042"``; ``"$0.0000042 + ?"`` when some turns' cost is unknown."""
+        if self.unknown_cost_turns == 0:
+            return format_cost(self.cost)
+        if self.unknown_cost_turns == self.turns:
+            return format_cost(None)
+        return f"{format_cost(self.cost)} + ?"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    conversation: str
+    model: str
+    usage: Usage | None
+    cost: float | None
+    seconds: float
+
+
+class UsageLedger:
+    """Every turn of the kernel session, summed in total, per conversation and per model."""
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+
+    def add(
+        self,
+        *,
+        conversation: str,
+        model: str,
+        usage: Usage | None,
+        cost: float | None,
+        seconds: float,
+    ) -> None:
+        """Record a turn; an interrupted turn has no usage and (usually) no cost."""
+        self._entries.append(_Entry(conversation, model, usage, cost, seconds))
+
+    @property
+    def total(self) -> UsageTotals:
+        """Sums over the whole session."""
+        totals = UsageTotals()
+        for entry in self._entries:
+            totals.add(entry.usage, entry.cost, entry.seconds)
+        return totals
+
+    def by_conversation(self) -> dict[str, UsageTotals]:
+        """Sums per conversation name, in the order conversations were first used."""
+        return self._group(lambda e: e.conversation)
+
+    def by_model(self) -> dict[str, UsageTotals]:
+        """Sums per model (the model that answered), in order of first use."""
+        return self._group(lambda e: e.model)
+
+    @property
+    def session_cost(self) -> float:
+        """Known spending of the session in USD (what ``max_cost`` is checked against)."""
+        return self.total.cost
+
+    def _group(self, key: Callable[[_Entry], str]) -> dict[str, UsageTotals]:
+        groups: dict[str, UsageTotals] = {}
+        for entry in self._entries:
+            groups.setdefault(key(entry), UsageTotals()).add(entry.usage, entry.cost, entry.seconds)
+        return groups
+
+    def table_text(self) -> str:
+        """Per conversation, per model, then a total line; columns aligned."""
+        if not self._entries:
+            return "No chats yet in this session."
+        sections = [
+            _text_table("conversation", self.by_conversation()),
+            _text_table("model", self.by_model()),
+            f"total: {_total_line(self.total)}",
+        ]
+        return "\n\n".join(sections)
+
+    def table_html(self) -> str:
+        """The same as :meth:`table_text` as HTML, every value escaped."""
+        if not self._entries:
+            return "<p>No chats yet in this session.</p>"
+        return (
+            _html_table("conversation", self.by_conversation())
+            + _html_table("model", self.by_model())
+            + f"<p><b>total:</b> {html.escape(_total_line(self.total))}</p>"
+        )
+
+
+def _cells(totals: UsageTotals) -> tuple[str, ...]:
+    return (
+        format_count(totals.turns),
+        format_count(totals.prompt_tokens),
+        format_count(totals.completion_tokens),
+        format_count(totals.reasoning_tokens),
+        format_count(totals.cached_tokens),
+        totals.cost_text,
+        format_seconds(totals.seconds),
+    )
+
+
+def _text_table(first: str, groups: dict[str, UsageTotals]) -> str:
+    rows = [(first, *_COLUMNS), *((name, *_cells(t)) for name, t in groups.items())]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _html_table(first: str, groups: dict[str, UsageTotals]) -> str:
+    right = ' style="text-align:right"'
+    head = f"<th>{first}</th>" + "".join(f"<th{right}>{c}</th>" for c in _COLUMNS)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td{right}>{html.escape(c)}</td>" for c in _cells(totals))
+        + "</tr>"
+        for name, totals in groups.items()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _total_line(totals: UsageTotals) -> str:
+    turns = "1 turn" if totals.turns == 1 else f"{format_count(totals.turns)} turns"
+    parts = [turns, _tokens_text(totals), format_cost(totals.cost)]
+    if totals.unknown_cost_turns:
+        n = totals.unknown_cost_turns
+        parts[-1] += f" (+ {n} {'turn' if n == 1 else 'turns'} of unknown cost)"
+    parts.append(format_seconds(totals.seconds))
+    return _SEP.join(parts)
+
+
+def _tokens_text(counts: Usage | UsageTotals) -> str:
+    """``12 in / 9 out (6 reasoning)``, then ``· 4 cached`` when the cache was hit."""
+    text = f"{format_count(counts.prompt_tokens)} in / {format_count(counts.completion_tokens)} out"
+    if counts.reasoning_tokens:
+        text += f" ({format_count(counts.reasoning_tokens)} reasoning)"
+    if counts.cached_tokens:
+        text += f"{_SEP}{format_count(counts.cached_tokens)} cached"
+    return text
+
+
+def _who(model: str | None, requested_model: str | None, provider: str | None) -> str:
+    """Who answered. A fallback model is flagged: it may be pricier than the one asked for
+    (OpenRouter's ``models`` fallbacks, docs D-FB, answer under the fallback's name)."""
+    if model and requested_model and model != requested_model:
+        text = f"⚠ answered by {model} (fallback; asked for {requested_model})"
+    else:
+        text = model or requested_model or "unknown model"
+    return f"{text} via {provider}" if provider else text
+
+
+def footer_text(
+    *,
+    model: str | None,
+    requested_model: str | None,
+    provider: str | None,
+    usage: Usage | None,
+    cost: float | None,
+    seconds: float,
+    interrupted: bool = False,
+) -> str:
+    """The quiet line under an answer::
+
+        deepseek/deepseek-v4-flash via DeepSeek · 12 in / 9 out (6 reasoning) · $0.0000042
+        · 1.3 s · 6.9 tok/s
+
+    (one line). Without usage (an interrupted stream sends none, docs §4.3) the tokens
+    and cost give way to ``usage unavailable``; a cost found later is still shown.
+    """
+    parts = [_who(model, requested_model, provider)]
+    if usage is None:
+        parts.append("usage unavailable")
+        if cost is not None:
+            parts.append(format_cost(cost))
+    else:
+        parts += [_tokens_text(usage), format_cost(cost)]
+    parts.append(format_seconds(seconds))
+    if usage is not None and seconds > 0:
+        parts.append(f"{usage.completion_tokens / seconds:.1f} tok/s")
+    if interrupted:
+        parts.append("interrupted")
+    return _SEP.join(parts)
