@@ -724,3 +724,11 @@ def test_command_line_prints_exports_and_logs_requests(module: str) -> None:
     assert process.returncode == 0
     assert '"GET /api/v1/key HTTP/1.1" 200' in stderr
     assert "Traceback" not in stderr
+
+
+def test_default_reply_quotes_the_last_paragraph(client: httpx.Client) -> None:
+    context = "Notebook context:\n\nIn [1]:\n```python\nx = 1\n```"
+    body = chat_body(stream=False, messages=[{"role": "user", "content": f"{context}\n\nWhy?"}])
+    message = client.post("/chat/completions", json=body).json()["choices"][0]["message"]
+    assert message["content"].startswith("You asked:\n\n> Why?\n\n")
+    assert message["reasoning"] == "The user asks: Why?. I'll answer briefly."

@@ -315,9 +315,10 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 def _default_reply(messages: list[dict[str, Any]], model: str) -> StreamReply:
     """The deterministic answer given when no reply is scripted."""
     question = _last_user_text(messages)
-    flat = " ".join(question.split())
-    stripped = question.strip()
-    first_line = stripped.splitlines()[0] if stripped else "(an empty message)"
+    # the question is the last paragraph: clients such as ormagic put context before it
+    asked = question.strip().split("\n\n")[-1].strip()
+    flat = " ".join(asked.split())
+    first_line = asked.splitlines()[0] if asked else "(an empty message)"
     text = (
         f"You asked:\n\n> {first_line}\n\n"
         "This is the fake OpenRouter server, so the answer is the same every time.\n\n"
