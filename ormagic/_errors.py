@@ -78,7 +78,7 @@ class TransportError(OrmagicError):
     """The server could not be reached, or the connection broke."""
 
 
-class TimeoutError_(TransportError):  # noqa: N801 - avoid shadowing the builtin
+class TimeoutError_(TransportError):
     """Connecting or waiting for the next chunk took longer than the configured timeout."""
 
 

@@ -1,0 +1,313 @@
+"""The ``%chat`` line commands: each parses its words and returns a :class:`Reply`.
+
+Replies carry plain text (terminals) and optional HTML (notebooks); the magic displays
+them. Every command answers bad input with one clear line (an ``OrmagicError``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from traitlets import TraitError
+
+from ._conversation import Conversation
+from ._errors import ConfigError, OrmagicError
+from ._export import export_json, export_notebook, load_json
+from ._format import format_cost, format_count
+from ._markdown import escape_text
+from ._models import models_table_html, models_table_text, select_models
+
+__all__ = ["COMMANDS", "Reply", "dispatch"]
+
+# traits %chat config may show and set (the same as %config ChatMagics.NAME)
+CONFIG_KEYS = (
+    "model",
+    "reasoning",
+    "context",
+    "context_budget",
+    "max_tokens",
+    "temperature",
+    "system",
+    "show_reasoning",
+    "max_cost",
+    "base_url",
+    "referer",
+    "title",
+    "headers",
+    "connect_timeout",
+    "read_timeout",
+    "max_retries",
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A command's answer: text for terminals, optional HTML for notebooks."""
+
+    text: str
+    html: str | None = None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, with one-line messages."""
+
+    def error(self, message: str) -> Any:
+        raise ConfigError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise _HelpShown(self.format_help())
+
+
+class _HelpShown(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _parser(name: str, description: str) -> _Parser:
+    return _Parser(prog=f"%chat {name}", description=description, add_help=True)
+
+
+def dispatch(magics: Any, line: str) -> Reply | None:
+    """Run the command named by the first word of ``line``."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise ConfigError(f"%chat: {error}") from None
+    if not words:
+        return status(magics, [])
+    handler = COMMANDS.get(words[0])
+    if handler is None:
+        raise ConfigError(
+            f"%chat: unknown command {words[0]!r}; try one of: {', '.join(sorted(COMMANDS))}"
+        )
+    try:
+        return handler(magics, words[1:])
+    except _HelpShown as shown:
+        return Reply(shown.text)
+
+
+def status(magics: Any, words: Sequence[str]) -> Reply:
+    """Bare ``%chat``: model, conversations, turns, session cost, key source."""
+    session = magics.session
+    names = session.store.names() or ["default"]
+    turns = ", ".join(f"{n} ({len(session.store.get(n))} turns)" for n in names)
+    settings = magics.client_settings()
+    lines = [
+        f"model: {magics.default_model()}",
+        f"conversations: {turns}",
+        f"session cost: {format_cost(session.ledger.session_cost)}",
+        f"server: {settings.base_url}",
+        f"API key: {magics.key_source()}",
+    ]
+    return Reply("\n".join(lines))
+
+
+def history(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat history [NAME]``: the conversation's turns."""
+    args = _name_parser("history", "Show a conversation's turns.").parse_args(words)
+    conversation: Conversation = magics.session.store.get(args.name)
+    if not conversation.turns:
+        return Reply(f"Conversation {args.name!r} has no turns yet.")
+    text_parts, html_parts = [], []
+    for i, turn in enumerate(conversation.turns, 1):
+        flag = " (interrupted)" if turn.interrupted else (" (error)" if turn.error else "")
+        text_parts.append(f"[{i}] You: {turn.prompt}\n[{i}] {turn.model}{flag}: {turn.answer}")
+        html_parts.append(
+            f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>"
+            f"<p><b>[{i}] {escape_text(turn.model or '')}{escape_text(flag)}:</b></p>"
+            f"<pre>{escape_text(turn.answer)}</pre>"
+        )
+    return Reply("\n\n".join(text_parts), "".join(html_parts))
+
+
+def reset(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat reset [NAME]``: forget a conversation."""
+    args = _name_parser("reset", "Forget a conversation.").parse_args(words)
+    magics.session.store.reset(args.name)
+    magics.session.last_chat_cell.pop(args.name, None)
+    return Reply(f"Conversation {args.name!r} reset.")
+
+
+def context(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat context [-c NAME] [--context MODE] [PROMPT …]``: what the next %%chat sends."""
+    parser = _parser("context", "Show the notebook context the next %%chat would send.")
+    parser.add_argument("-c", "--conversation", default="default")
+    parser.add_argument("--context", default=None, help="auto|none|all|N")
+    parser.add_argument("prompt", nargs="*", help="the prompt (variables it names are summarised)")
+    args = parser.parse_args(words)
+    block = magics.notebook_context(" ".join(args.prompt), args.context, args.conversation)
+    if not block.text:
+        return Reply("The next %%chat would send no notebook context.")
+    header = f"Context for the next %%chat: about {format_count(block.tokens)} tokens"
+    if block.elided_chars:
+        header += f" ({format_count(block.elided_chars)} characters left out by the budget)"
+    return Reply(
+        f"{header}\n\n{block.text}",
+        f"<p>{escape_text(header)}</p><pre>{escape_text(block.text)}</pre>",
+    )
+
+
+def models(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat models [FILTER] [--sort price|context|newest] [--reasoning] [--refresh]``."""
+    parser = _parser("models", "List OpenRouter's models.")
+    parser.add_argument("filter", nargs="?", default=None)
+    parser.add_argument("--sort", choices=("price", "context", "newest"))
+    parser.add_argument("--reasoning", action="store_true", help="only reasoning models")
+    parser.add_argument("--refresh", action="store_true", help="refetch the list")
+    args = parser.parse_args(words)
+    session = magics.session
+    session.client(magics.client_settings())
+    chosen = select_models(
+        session.catalog.models(refresh=args.refresh),
+        filter=args.filter,
+        reasoning_only=args.reasoning,
+        sort=args.sort,
+    )
+    if not chosen:
+        return Reply("No model matches.")
+    count = f"{len(chosen)} model{'s' if len(chosen) != 1 else ''}"
+    return Reply(
+        f"{models_table_text(chosen)}\n{count}", f"{models_table_html(chosen)}<p>{count}</p>"
+    )
+
+
+def usage(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat usage``: the session's totals per conversation and per model."""
+    _parser("usage", "Show this session's token use and cost.").parse_args(words)
+    ledger = magics.session.ledger
+    return Reply(ledger.table_text(), ledger.table_html())
+
+
+def key(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat key``: the key's label, limit, usage and remaining credit (never the key)."""
+    _parser("key", "Show the API key's limits and credit.").parse_args(words)
+    settings = magics.client_settings()
+    data = magics.session.client(settings).get_key()
+    secret = settings.api_key.reveal() if settings.api_key else ""
+    label = str(data.get("label") or "")
+    if secret and secret in label:
+        label = "(hidden)"
+    rows = [
+        ("label", label or "(none)"),
+        ("limit", "none" if data.get("limit") is None else format_cost(data.get("limit"))),
+        ("usage", format_cost(data.get("usage"))),
+        (
+            "remaining",
+            "unlimited"
+            if data.get("limit_remaining") is None
+            else format_cost(data.get("limit_remaining")),
+        ),
+        ("free tier", "yes" if data.get("is_free_tier") else "no"),
+    ]
+    return _table(rows)
+
+
+def config(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat config [KEY=VALUE …]``: show or set the lasting defaults."""
+    for word in words:
+        name, sep, value = word.partition("=")
+        if not sep:
+            raise ConfigError(f"%chat config: expected KEY=VALUE, got {word!r}")
+        _set_trait(magics, name.strip(), value)
+    rows = [(name, _show_value(getattr(magics, name))) for name in CONFIG_KEYS]
+    rows.append(("api_key", magics.key_source()))
+    return _table(rows)
+
+
+def export(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat export PATH [-c NAME] [--force]``: .ipynb or .json."""
+    parser = _parser("export", "Write a conversation to a notebook (.ipynb) or JSON (.json).")
+    parser.add_argument("path")
+    parser.add_argument("-c", "--conversation", default="default")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    args = parser.parse_args(words)
+    conversation = magics.session.store.get(args.conversation)
+    writer = _writer(args.path)
+    writer(conversation, args.path, overwrite=args.force)
+    return Reply(
+        f"Wrote conversation {args.conversation!r} ({len(conversation)} turns) to {args.path}."
+    )
+
+
+def load(magics: Any, words: Sequence[str]) -> Reply:
+    """``%chat load PATH [-c NAME]``: restore a conversation from an exported JSON file."""
+    parser = _parser("load", "Restore a conversation from a JSON file written by %chat export.")
+    parser.add_argument("path")
+    parser.add_argument("-c", "--conversation", default=None, help="name to load it as")
+    args = parser.parse_args(words)
+    conversation = load_json(args.path, name=args.conversation)
+    magics.session.store.put(conversation)
+    magics.session.last_chat_cell.pop(conversation.name, None)
+    return Reply(
+        f"Loaded conversation {conversation.name!r} ({len(conversation)} turns) from {args.path}."
+    )
+
+
+def _writer(path: str) -> Callable[..., None]:
+    if path.endswith(".ipynb"):
+        return export_notebook
+    if path.endswith(".json"):
+        return export_json
+    raise ConfigError(f"%chat export: {path!r} must end in .ipynb or .json")
+
+
+def _name_parser(name: str, description: str) -> _Parser:
+    parser = _parser(name, description)
+    parser.add_argument("name", nargs="?", default="default", help="conversation name")
+    return parser
+
+
+def _set_trait(magics: Any, name: str, value: str) -> None:
+    if name == "api_key":
+        raise ConfigError(
+            "Set the key in the environment (OPENROUTER_API_KEY), not in a cell: "
+            "cells are saved with the notebook."
+        )
+    if name not in CONFIG_KEYS:
+        raise ConfigError(
+            f"%chat config: unknown setting {name!r}; settings: {', '.join(CONFIG_KEYS)}"
+        )
+    trait = magics.traits()[name]
+    try:
+        parsed = (
+            None
+            if value.strip().lower() in ("", "none") and trait.allow_none
+            else trait.from_string(value)
+        )
+        setattr(magics, name, parsed)
+    except (OrmagicError, TraitError, ValueError, TypeError) as error:
+        raise ConfigError(f"%chat config: bad value for {name}: {value!r} ({error})") from None
+
+
+def _show_value(value: Any) -> str:
+    return "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> Reply:
+    width = max(len(k) for k, _ in rows)
+    text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+        f"{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return Reply(text, f"<table>{body}</table>")
+
+
+COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
+    "config": config,
+    "context": context,
+    "export": export,
+    "history": history,
+    "key": key,
+    "load": load,
+    "models": models,
+    "reset": reset,
+    "usage": usage,
+}

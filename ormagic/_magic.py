@@ -1,0 +1,501 @@
+"""``%%chat`` and ``%chat``: the only module that touches the IPython shell.
+
+It parses flags, resolves settings (flag > ``%config ChatMagics`` > environment), snapshots
+the notebook for context, streams the turn into a view and records it. It is also the only
+place that talks to the user about errors: bad flags and configuration become one-line
+``UsageError``s; API failures become a short line under whatever was already streamed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Dict, Float, Int, Unicode, validate
+
+from . import _commands
+from ._client import ChatRequest
+from ._context import ContextMode, build_context
+from ._conversation import Conversation, Turn
+from ._errors import ConfigError, OrmagicError
+from ._interpolate import interpolate
+from ._models import cost_of
+from ._render import FinalSummary, NotebookView, TerminalView, View
+from ._session import Session
+from ._settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_REFERER,
+    DEFAULT_TITLE,
+    REASONING_EFFORTS,
+    ClientSettings,
+    Secret,
+)
+from ._snapshot import take_snapshot
+from ._turn import TurnOutcome, run_turn
+from ._usage import footer_text
+
+__all__ = ["ChatMagics"]
+
+_FIX_PROMPT = (
+    "The last cell failed. Explain the cause in one or two sentences, then give the "
+    "corrected cell as a single fenced code block."
+)
+_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
+
+
+@magics_class
+class ChatMagics(Magics):
+    """Chat with OpenRouter's models from a notebook (``%%chat``, ``%chat``)."""
+
+    api_key = AnyTrait(
+        None,
+        allow_none=True,
+        help="OpenRouter API key. Prefer the OPENROUTER_API_KEY environment variable; "
+        "a key set here is never shown.",
+    ).tag(config=True)
+    base_url = Unicode(
+        None,
+        allow_none=True,
+        help=f"API base URL (else OPENROUTER_BASE_URL, else {DEFAULT_BASE_URL}). Any "
+        "OpenAI-compatible server works.",
+    ).tag(config=True)
+    model = Unicode(
+        None,
+        allow_none=True,
+        help=f"Default model (else ORMAGIC_MODEL, else {DEFAULT_MODEL}).",
+    ).tag(config=True)
+    reasoning = Unicode(
+        None,
+        allow_none=True,
+        help="Default reasoning effort: "
+        + "|".join(REASONING_EFFORTS)
+        + " (unset: model default).",
+    ).tag(config=True)
+    max_tokens = Int(
+        DEFAULT_MAX_TOKENS, help="Cap on the answer's tokens (OpenRouter's credit check needs one)."
+    ).tag(config=True)
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature (unset: provider default)."
+    ).tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt for new conversations.").tag(
+        config=True
+    )
+    context = Unicode(
+        "auto", help="Notebook context sent with each prompt: auto|none|all|N (last N cells)."
+    ).tag(config=True)
+    context_budget = Int(
+        None,
+        allow_none=True,
+        help="Token budget for the context block (unset: 10% of the model's context length, "
+        "at most 100,000; 24,000 when the length is unknown).",
+    ).tag(config=True)
+    show_reasoning = Bool(
+        True, help="Show the model's reasoning (it is kept in the conversation either way)."
+    ).tag(config=True)
+    max_cost = Float(
+        None, allow_none=True, help="Dollars this session may spend; %%chat refuses once reached."
+    ).tag(config=True)
+    referer = Unicode(DEFAULT_REFERER, help="HTTP-Referer attribution header.").tag(config=True)
+    title = Unicode(DEFAULT_TITLE, help="X-OpenRouter-Title attribution header.").tag(config=True)
+    headers = Dict(help="Extra HTTP headers sent with every request.").tag(config=True)
+    connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    read_timeout = Float(300.0, help="Seconds to wait between two chunks of a stream.").tag(
+        config=True
+    )
+    max_retries = Int(2, help="Retries for 408/429/502/503 and connection failures.").tag(
+        config=True
+    )
+
+    @validate("api_key")
+    def _wrap_key(self, proposal: Any) -> Secret | None:
+        value = proposal["value"]
+        if value is None or isinstance(value, Secret):
+            return value
+        return Secret(str(value)) if str(value).strip() else None
+
+    @validate("reasoning")
+    def _check_reasoning(self, proposal: Any) -> str | None:
+        value = proposal["value"]
+        if value is not None and value not in REASONING_EFFORTS:
+            raise ConfigError(f"reasoning must be one of {', '.join(REASONING_EFFORTS)}")
+        return value  # type: ignore[no-any-return]
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = Session()
+
+    @property
+    def _ip(self) -> Any:
+        """The shell (IPython types it as optional; a registered magic always has one)."""
+        return self.shell
+
+    # ------------------------------------------------------------------ settings
+
+    def client_settings(self) -> ClientSettings:
+        """Client settings: %config traits over the environment."""
+        env = ClientSettings.from_env()
+        key = self.api_key if isinstance(self.api_key, Secret) else env.api_key
+        return ClientSettings(
+            api_key=key,
+            base_url=(self.base_url or env.base_url).rstrip("/"),
+            referer=self.referer,
+            title=self.title,
+            extra_headers=dict(self.headers),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_retries=self.max_retries,
+        )
+
+    def default_model(self) -> str:
+        return self.model or os.environ.get("ORMAGIC_MODEL", "").strip() or DEFAULT_MODEL
+
+    def key_source(self) -> str:
+        """Where the API key comes from, for display: never the key itself."""
+        if isinstance(self.api_key, Secret):
+            return "set with %config ChatMagics.api_key"
+        if os.environ.get("OPENROUTER_API_KEY", "").strip():
+            return "set from OPENROUTER_API_KEY"
+        return "not set (set OPENROUTER_API_KEY)"
+
+    # ------------------------------------------------------------------ %%chat
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model id for this cell, e.g. deepseek/deepseek-v4-flash.")
+    @argument(
+        "-c", "--conversation", default="default", help="Conversation name (default: default)."
+    )
+    @argument("--new", action="store_true", help="Start this conversation afresh.")
+    @argument("-r", "--reasoning", choices=REASONING_EFFORTS, help="Reasoning effort.")
+    @argument("--system", help="System prompt (sets it for this conversation).")
+    @argument("--temperature", type=float, help="Sampling temperature.")
+    @argument("--max-tokens", type=int, help="Cap on the answer's tokens.")
+    @argument(
+        "-f",
+        "--format",
+        choices=("markdown", "text", "code"),
+        default="markdown",
+        help="markdown (rendered), text (plain), code (answer's code goes into a new cell below).",
+    )
+    @argument("-o", "--out", metavar="NAME", help="Also store the answer text in variable NAME.")
+    @argument("--no-interpolate", action="store_true", help="Do not replace {name} with variables.")
+    @argument(
+        "--hide-reasoning", action="store_true", help="Keep the reasoning but do not show it."
+    )
+    @argument("--context", help="Notebook context: auto|none|all|N (last N cells).")
+    @argument(
+        "--fix", action="store_true", help="Send the last error and ask for a corrected cell."
+    )
+    @argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="Fallback model if the first fails (repeatable; OpenRouter `models`).",
+    )
+    @argument(
+        "--provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Provider to prefer, in order (repeatable; provider.order).",
+    )
+    @argument("--provider-sort", choices=("price", "throughput", "latency"), help="provider.sort")
+    @argument("--no-fallbacks", action="store_true", help="provider.allow_fallbacks = false")
+    @cell_magic("chat")  # type: ignore[arg-type]  # IPython types the decorator loosely
+    def chat(self, line: str, cell: str) -> None:
+        """Ask a model; the cell body is the prompt. The next %%chat continues the conversation.
+
+        Notebook context (recent cells, outputs, errors, variables the prompt names) is
+        sent with the prompt; ``%chat context`` shows exactly what. ``{name}`` in the
+        prompt is replaced by the kernel variable's value (``{{``/``}}`` for braces).
+        Line commands: %chat [history|reset|context|models|usage|key|config|export|load].
+        """
+        args = _unquote_args(parse_argstring(self.chat, line))
+        name = args.conversation
+        conversation = self.session.store.reset(name) if args.new else self.session.store.get(name)
+        if args.system is not None:
+            conversation.system = args.system
+        elif conversation.system is None and not conversation.turns:
+            conversation.system = self.system
+        self._check_budget()
+        prompt = self._prompt(cell, args)
+        model = args.model or self.default_model()
+        user_message = {"role": "user", "content": self._with_context(prompt, args, name, model)}
+        cell_id = self._cell_id()
+        request = self._request(args, conversation, user_message, cell_id, model)
+        view = self._view(args)
+        try:
+            outcome = run_turn(self.session.client(self.client_settings()), request, view)
+        except OrmagicError as error:
+            raise UsageError(str(error)) from None
+        # while a magic runs, execution_count is already the next cell's number
+        self.session.last_chat_cell[name] = self._ip.execution_count - 1
+        self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id, model)
+
+    def _prompt(self, cell: str, args: Any) -> str:
+        text = cell.strip("\n")
+        if not args.no_interpolate:
+            text = interpolate(text, self._ip.user_ns)
+        if args.fix:
+            text = f"{_FIX_PROMPT}\n\n{text}" if text.strip() else _FIX_PROMPT
+        if not text.strip():
+            raise UsageError("The cell is empty: write your question below the %%chat line.")
+        return text
+
+    def _with_context(self, prompt: str, args: Any, name: str, model: str) -> str:
+        block = self._context_block(prompt, args.context, name, model, fix=args.fix)
+        return f"{block.text}\n\n{prompt}" if block.text else prompt
+
+    def _context_block(
+        self, prompt: str, mode_text: str | None, name: str, model: str, *, fix: bool = False
+    ) -> Any:
+        try:
+            mode = ContextMode.parse(mode_text or self.context)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        # auto: the cells since this conversation's previous %%chat; all / last N: the session
+        since = self.session.last_chat_cell.get(name) if mode.kind == "auto" else None
+        snapshot = take_snapshot(self.shell, since=since)
+        key = self.client_settings().api_key
+        return build_context(
+            snapshot,
+            prompt=prompt,
+            mode=mode,
+            budget_tokens=self._budget(model),
+            include_error=True if fix else None,
+            secrets=[key.reveal()] if key else [],
+        )
+
+    def _budget(self, model: str) -> int:
+        if self.context_budget is not None:
+            return int(self.context_budget)
+        info = self.session.cached_model(model)
+        if info is not None and info.context_length:
+            return min(info.context_length // 10, 100_000)
+        return 24_000
+
+    def _cell_id(self) -> str | None:
+        parent = getattr(self._ip, "parent_header", None) or {}
+        metadata = parent.get("metadata") or {}
+        cell_id = metadata.get("cellId") or metadata.get("cell_id")
+        return str(cell_id) if cell_id else None
+
+    def _request(
+        self,
+        args: Any,
+        conversation: Conversation,
+        user_message: dict[str, Any],
+        cell_id: str | None,
+        model: str,
+    ) -> ChatRequest:
+        effort = args.reasoning or self.reasoning
+        provider: dict[str, Any] = {}
+        if args.provider:
+            provider["order"] = list(args.provider)
+        if args.provider_sort:
+            provider["sort"] = args.provider_sort
+        if args.no_fallbacks:
+            provider["allow_fallbacks"] = False
+        max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
+        if max_tokens < 1:
+            raise UsageError("--max-tokens must be a positive number.")
+        return ChatRequest(
+            messages=conversation.request_messages(user_message, cell_id),
+            model=model,
+            max_tokens=max_tokens,
+            reasoning={"effort": effort} if effort else None,
+            temperature=args.temperature if args.temperature is not None else self.temperature,
+            provider=provider or None,
+            models=tuple(args.fallback),
+            session_id=conversation.session_id,
+        )
+
+    def _view(self, args: Any) -> View:
+        show = self.show_reasoning and not args.hide_reasoning
+        if getattr(self._ip, "kernel", None) is None:
+            return TerminalView(show_reasoning=show)
+        return NotebookView(show_reasoning=show, plain=args.format == "text")
+
+    def _check_budget(self) -> None:
+        if self.max_cost is None:
+            return
+        spent = self.session.ledger.session_cost
+        if spent >= self.max_cost:
+            raise UsageError(
+                f"Budget reached: this session spent ${spent:.4f} "
+                f"of max_cost ${self.max_cost:.4f}. "
+                "Raise it with %config ChatMagics.max_cost = …"
+            )
+
+    # ------------------------------------------------------------------ after the stream
+
+    def _conclude(
+        self,
+        outcome: TurnOutcome,
+        view: View,
+        conversation: Conversation,
+        args: Any,
+        prompt: str,
+        user_message: dict[str, Any],
+        cell_id: str | None,
+        model: str,
+    ) -> None:
+        cost = self._cost(outcome)
+        status = _status_line(outcome)
+        if outcome.produced:
+            turn = Turn(
+                prompt=prompt,
+                user_message=user_message,
+                assistant_message=outcome.message,
+                cell_id=cell_id,
+                model=outcome.model or model,
+                provider=outcome.provider,
+                generation_id=outcome.generation_id,
+                usage=outcome.usage,
+                cost=cost,
+                elapsed=outcome.elapsed,
+                interrupted=outcome.interrupted,
+                error=str(outcome.failure) if outcome.failure else None,
+            )
+            conversation.record(turn)
+            self.session.ledger.add(
+                conversation=conversation.name,
+                model=turn.model or model,
+                usage=outcome.usage,
+                cost=cost,
+                seconds=outcome.elapsed,
+            )
+        summary = FinalSummary(
+            footer=footer_text(
+                model=outcome.model,
+                requested_model=model,
+                provider=outcome.provider,
+                usage=outcome.usage,
+                cost=cost,
+                seconds=outcome.elapsed,
+                interrupted=outcome.interrupted,
+            ),
+            status=status,
+            metadata={"ormagic": _metadata(outcome, model, cost, conversation.name)},
+            reasoning_tokens=outcome.usage.reasoning_tokens if outcome.usage else None,
+        )
+        if view.started or outcome.produced:
+            view.finish(summary)
+        self._deliver(outcome, args)
+        if outcome.interrupted:
+            kept = " (partial answer kept in the conversation)" if outcome.produced else ""
+            raise UsageError(f"Interrupted{kept}.")
+        if outcome.failure is not None:
+            raise UsageError(str(outcome.failure))
+        if not outcome.produced:
+            raise UsageError("The model returned an empty answer; try again or another model.")
+
+    def _cost(self, outcome: TurnOutcome) -> float | None:
+        if outcome.usage is None:
+            return None
+        if outcome.usage.cost is not None:
+            return outcome.usage.cost
+        try:
+            info = self.session.catalog.get(outcome.model or self.default_model())
+        except OrmagicError:
+            return None
+        return cost_of(outcome.usage, info)
+
+    def _deliver(self, outcome: TurnOutcome, args: Any) -> None:
+        answer = outcome.message.get("content") or ""
+        if args.out:
+            self._ip.user_ns[args.out] = answer
+        if (args.format == "code" or args.fix) and answer:
+            code = "\n".join(m.group(2).rstrip("\n") for m in _CODE_BLOCK.finditer(answer))
+            if code:
+                self._ip.set_next_input(code, replace=False)
+
+    # ------------------------------------------------------------------ %chat
+
+    @line_magic("chat")  # type: ignore[arg-type]
+    def chat_command(self, line: str) -> None:
+        """%chat [history|reset|context|models|usage|key|config|export|load] …
+
+        Bare ``%chat`` shows the model, conversations, turns and the session's cost.
+        ``%chat COMMAND -h`` shows a command's options.
+        """
+        try:
+            reply = _commands.dispatch(self, line)
+        except OrmagicError as error:
+            raise UsageError(str(error)) from None
+        if reply is not None:
+            self._show(reply)
+
+    def _show(self, reply: _commands.Reply) -> None:
+        if getattr(self._ip, "kernel", None) is None:
+            print(reply.text)
+            return
+        from IPython.display import display
+
+        bundle = {"text/plain": reply.text}
+        if reply.html is not None:
+            bundle["text/html"] = reply.html
+        display(bundle, raw=True)
+
+    def notebook_context(self, prompt: str, mode: str | None, name: str) -> Any:
+        """The context block the next ``%%chat`` would send (for ``%chat context``)."""
+        return self._context_block(prompt, mode, name, self.default_model())
+
+    def set_next_chat_input(self, text: str) -> None:
+        self._ip.set_next_input(text, replace=False)
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+def _unquote(value: Any) -> Any:
+    """Strip one pair of matching quotes: magic_arguments splits with posix=False."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    return value
+
+
+def _unquote_args(args: Any) -> Any:
+    for name, value in vars(args).items():
+        setattr(args, name, _unquote(value))
+    return args
+
+
+def _status_line(outcome: TurnOutcome) -> str | None:
+    if outcome.interrupted:
+        return "⏹ Interrupted: the partial answer is kept in the conversation."
+    if outcome.failure is not None:
+        return f"⚠ {outcome.failure}"
+    return None
+
+
+def _metadata(outcome: TurnOutcome, model: str, cost: float | None, name: str) -> dict[str, Any]:
+    usage = outcome.usage
+    return {
+        "conversation": name,
+        "requested_model": model,
+        "model": outcome.model or model,
+        "provider": outcome.provider,
+        "generation_id": outcome.generation_id,
+        "usage": None
+        if usage is None
+        else {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cached_tokens": usage.cached_tokens,
+        },
+        "cost": cost,
+        "elapsed": round(outcome.elapsed, 3),
+        "interrupted": outcome.interrupted,
+    }

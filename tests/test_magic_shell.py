@@ -1,0 +1,218 @@
+"""The magics in a real IPython shell (terminal-style output) against the fake server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import ormagic
+from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
+
+
+@pytest.fixture
+def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "ormagic")
+    yield ip
+    ip.run_line_magic("unload_ext", "ormagic")
+    InteractiveShell.clear_instance()
+
+
+def run(ip: InteractiveShell, code: str) -> Any:
+    return ip.run_cell(code, store_history=True)
+
+
+def test_loading_prints_nothing_and_registers_both_magics(
+    fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    try:
+        ip.run_line_magic("load_ext", "ormagic")
+        assert capsys.readouterr() == ("", "")
+        assert "chat" in ip.magics_manager.magics["cell"]
+        assert "chat" in ip.magics_manager.magics["line"]
+        assert fake_env.requests == []  # no network I/O at load
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_terminal_output_is_plain_text(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(StreamReply(reasoning="Thinking hard.", text="**Four.**", provider="DeepSeek"))
+    result = run(shell, "%%chat\nWhat is 2+2?")
+    assert result.success
+    out = capsys.readouterr().out
+    assert out.startswith("Thinking…\nThinking hard.\n\n**Four.**\n")
+    assert "deepseek/deepseek-v4-flash via DeepSeek · " in out
+
+
+def test_precedence_flag_then_config_then_environment(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORMAGIC_MODEL", "env/model")
+    run(shell, "%%chat -c p\nA")
+    run(shell, "%config ChatMagics.model = 'config/model'")
+    run(shell, "%%chat -c p\nB")
+    run(shell, "%%chat -c p -m flag/model\nC")
+    assert [r.body["model"] for r in fake_env.chat_requests()] == [
+        "env/model",
+        "config/model",
+        "flag/model",
+    ]
+
+
+def test_budget_guard_refuses_until_raised(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(
+        StreamReply(
+            text="ok",
+            usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.002},
+        )
+    )
+    run(shell, "%config ChatMagics.max_cost = 0.001")
+    assert run(shell, "%%chat -c b\nFirst").success
+    capsys.readouterr()
+    refused = run(shell, "%%chat -c b\nSecond")
+    assert not refused.success
+    assert capsys.readouterr().err.strip() == (
+        "UsageError: Budget reached: this session spent $0.0020 of max_cost $0.0010. "
+        "Raise it with %config ChatMagics.max_cost = …"
+    )
+    assert len(fake_env.chat_requests()) == 1
+    run(shell, "%chat config max_cost=0.01")
+    assert run(shell, "%%chat -c b\nThird").success
+    assert len(fake_env.chat_requests()) == 2
+
+
+def test_routing_flags_fill_the_request(shell: InteractiveShell, fake_env: FakeOpenRouter) -> None:
+    run(
+        shell,
+        "%%chat --fallback anthropic/claude-sonnet-4.6 --fallback openai/gpt-5-nano "
+        "--provider deepinfra --provider novita --provider-sort price --no-fallbacks\nHi",
+    )
+    body = fake_env.chat_requests()[0].body
+    assert body["models"] == ["anthropic/claude-sonnet-4.6", "openai/gpt-5-nano"]
+    assert body["provider"] == {
+        "order": ["deepinfra", "novita"],
+        "sort": "price",
+        "allow_fallbacks": False,
+    }
+
+
+def test_fallback_model_is_said_plainly(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(
+        StreamReply(text="Hi", model="anthropic/claude-sonnet-4.6", provider="Anthropic")
+    )
+    run(shell, "%%chat --fallback anthropic/claude-sonnet-4.6\nHi")
+    out = capsys.readouterr().out
+    assert (
+        "⚠ answered by anthropic/claude-sonnet-4.6 (fallback; asked for "
+        "deepseek/deepseek-v4-flash) via Anthropic"
+    ) in out
+
+
+def test_config_shows_settings_never_the_key(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, "%chat config model=openai/gpt-5-nano temperature=0.5")
+    out = capsys.readouterr().out
+    assert "\nmodel            'openai/gpt-5-nano'\n" in "\n" + out
+    assert "\ntemperature      0.5\n" in out
+    assert "\napi_key          set from OPENROUTER_API_KEY\n" in out
+    assert fake_env.api_key not in out
+    assert shell.run_line_magic("config", "ChatMagics.model") == "openai/gpt-5-nano"
+    bad = run(shell, "%chat config temperature=hot")
+    assert not bad.success
+    assert "bad value for temperature: 'hot'" in capsys.readouterr().err
+    key = run(shell, "%chat config api_key=sk-or-v1-abc")
+    assert not key.success
+    assert "Set the key in the environment (OPENROUTER_API_KEY)" in capsys.readouterr().err
+
+
+def test_models_key_usage_commands(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, "%chat models deepseek")
+    out = capsys.readouterr().out
+    assert "deepseek/deepseek-v4-flash" in out
+    assert "1,048,576" in out
+    assert "$0.14" in out and "$0.28" in out
+    run(shell, "%chat key")
+    out = capsys.readouterr().out
+    assert "remaining  $7.25" in out
+    assert fake_env.api_key not in out
+    fake_env.enqueue(
+        StreamReply(
+            text="ok", usage={"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
+        )
+    )
+    run(shell, "%%chat -c u\nHi")
+    capsys.readouterr()
+    run(shell, "%chat usage")
+    out = capsys.readouterr().out
+    assert "$0.0000042" in out  # 12 * $0.14/M + 9 * $0.28/M, from the listed prices
+
+
+def test_export_and_load_round_trip(
+    shell: InteractiveShell,
+    fake_env: FakeOpenRouter,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_env.enqueue(StreamReply(reasoning="Hmm.", text="One."), StreamReply(text="Two."))
+    run(shell, "%%chat -c lesson\nFirst?")
+    run(shell, "%%chat -c lesson\nSecond?")
+    messages = ormagic.conversation("lesson").messages
+    run(shell, f"%chat export {tmp_path / 'lesson.json'} -c lesson")
+    run(shell, f"%chat export {tmp_path / 'lesson.ipynb'} -c lesson")
+    assert json.loads((tmp_path / "lesson.json").read_text())["messages"] == messages
+    nb = nbformat.read(tmp_path / "lesson.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert [c.source for c in nb.cells if c.cell_type == "code"][1:] == [
+        "%%chat -c lesson\nFirst?",
+        "%%chat -c lesson\nSecond?",
+    ]
+    run(shell, f"%chat load {tmp_path / 'lesson.json'} -c replay")
+    assert ormagic.conversation("replay").messages == messages
+    capsys.readouterr()
+    again = run(shell, f"%chat export {tmp_path / 'lesson.json'} -c lesson")
+    assert not again.success
+    assert "exists" in capsys.readouterr().err
+    for path in (tmp_path / "lesson.json", tmp_path / "lesson.ipynb"):
+        assert fake_env.api_key not in path.read_text()
+
+
+def test_context_command_shows_without_sending(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, "sales = [1, 2, 3]\nprint('total', sum(sales))")
+    capsys.readouterr()
+    run(shell, "%chat context what about sales")
+    out = capsys.readouterr().out
+    assert out.startswith("Context for the next %%chat: about ")
+    assert "print('total', sum(sales))" in out
+    assert "total 6" in out
+    assert "- sales: " in out
+    assert fake_env.chat_requests() == []
+
+
+def test_public_surface() -> None:
+    assert ormagic.__all__ == sorted(ormagic.__all__)
+    assert ormagic.__all__ == [
+        "__version__",
+        "conversation",
+        "load_ipython_extension",
+        "unload_ipython_extension",
+    ]
