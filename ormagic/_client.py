@@ -18,31 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from ._apierrors import error_fields, error_for, retry_after
 from ._errors import (
     APIError,
-    AuthenticationError,
-    BadRequestError,
     ConfigError,
     MissingKeyError,
     NotFoundError,
-    PayloadTooLargeError,
-    PaymentRequiredError,
-    PermissionDeniedError,
     ProtocolError,
-    RateLimitError,
-    RequestTimeoutError,
-    ServerError,
     TimeoutError_,
     TransportError,
 )
@@ -61,21 +52,10 @@ _MAX_RETRY_AFTER = 60.0
 _WRITE_TIMEOUT = 60.0
 _SSE = "text/event-stream"
 _JSON = "application/json"
-_CREDITS_URL = "https://openrouter.ai/settings/credits"
 _DROPPED = "The connection dropped before the answer finished; what arrived is kept."
 # What can go into an HTTP header; anything else would make httpx raise an error that
 # could quote the key.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_STATUS_CLASSES: dict[int, type[APIError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    402: PaymentRequiredError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    408: RequestTimeoutError,
-    413: PayloadTooLargeError,
-    429: RateLimitError,
-}
 
 
 @dataclass(frozen=True)
@@ -286,7 +266,7 @@ class OpenRouterClient:
         """
         if response.status_code not in _RETRY_STATUSES:
             return None
-        after = _retry_after(response.headers)
+        after = retry_after(response.headers)
         if after is None:
             return self._backoff(attempt)
         return after if after <= _MAX_RETRY_AFTER else None
@@ -338,9 +318,9 @@ class OpenRouterClient:
         if not isinstance(body, dict):
             raise ProtocolError(f"{self._base()} answered with JSON that is not an object.")
         if body.get("error"):
-            code = _error_fields(body).get("code")
+            code = error_fields(body).get("code")
             status = code if isinstance(code, int) and 400 <= code <= 599 else 0
-            raise _error_for(status or response.status_code, body, response)
+            raise error_for(status or response.status_code, body, response)
         return iter_completion_events(body, generation_id=generation_id)
 
     def _read(self, response: httpx.Response) -> bytes:
@@ -374,7 +354,7 @@ class OpenRouterClient:
             payload = json.loads(body)
         except ValueError:
             payload = None  # e.g. a proxy's HTML error page: the status reason is used
-        error = _error_for(response.status_code, payload, response)
+        error = error_for(response.status_code, payload, response)
         if not_found is not None and isinstance(error, NotFoundError):
             return NotFoundError(
                 not_found,
@@ -433,139 +413,3 @@ def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[byte
 
 def _reason(exc: Exception) -> str:
     return str(exc).rstrip(".") or type(exc).__name__
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """``Retry-After`` in seconds: a number or an HTTP date (RFC 9110 §10.2.3)."""
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-# -- error mapping (§6) -----------------------------------------------------------------
-
-
-def _error_fields(payload: Any) -> Mapping[str, Any]:
-    """The ``error`` object of an error body ``{"error": {code, message, metadata}}``."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        return error
-    if isinstance(error, str) and error:
-        return {"message": error}
-    return {}
-
-
-def _error_for(status: int, payload: Any, response: httpx.Response) -> APIError:
-    """The APIError subclass for ``status``, carrying the body's code and metadata.
-
-    ``code`` may be missing or a string and ``metadata`` missing (§6.1 [CONFLICT]); a body
-    that is not JSON leaves the status reason as the message.
-    """
-    error = _error_fields(payload)
-    message = error.get("message")
-    if not isinstance(message, str) or not message.strip():
-        message = httpx.codes.get_reason_phrase(status) or f"HTTP {status}"
-    raw_metadata = error.get("metadata")
-    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
-    code = error.get("code")
-    retry_after = _retry_after(response.headers)
-    cls = _STATUS_CLASSES.get(status, ServerError if status >= 500 else APIError)
-    return cls(
-        _describe(status, message.strip(), metadata, retry_after),
-        status_code=status,
-        code=code if isinstance(code, int | str) and not isinstance(code, bool) else None,
-        metadata=metadata,
-        generation_id=response.headers.get("x-generation-id"),
-        retry_after=retry_after,
-    )
-
-
-def _describe(
-    status: int, message: str, metadata: Mapping[str, Any], retry_after: float | None
-) -> str:
-    """What went wrong and what to do about it, in one or two lines."""
-    if status == 401:
-        return f"OpenRouter rejected the API key ({message}). Check OPENROUTER_API_KEY."
-    if status == 402:
-        return (
-            f"Not enough credits ({message}). Add credits at {_CREDITS_URL} or lower --max-tokens."
-        )
-    if status == 403:
-        return _forbidden(message, metadata)
-    if status == 404:
-        return f"Not found: {_sentence(message)} Check the model id (%chat models lists them)."
-    if status == 408:
-        return "OpenRouter timed out the request. Try again."
-    if status == 413:
-        return "The request is too large. Send less context (--context N) or a shorter prompt."
-    if status == 429:
-        when = "shortly" if retry_after is None else f"in {max(1, math.ceil(retry_after))} s"
-        return f"Rate limited ({message}). Try again {when}."
-    return _describe_other(status, _with_detail(message, metadata))
-
-
-def _describe_other(status: int, detail: str) -> str:
-    if status >= 500:
-        return f"OpenRouter error {status}: {detail}. Try again or choose another model."
-    if status == 400:
-        return f"Bad request: {detail}. Check the model id and options."
-    if status < 400:  # an error body inside a 2xx answer (§3)
-        return f"The server reported an error: {detail}."
-    return f"OpenRouter error {status}: {detail}."
-
-
-def _forbidden(message: str, metadata: Mapping[str, Any]) -> str:
-    """403: moderation lists its reasons and the flagged input (§6.1)."""
-    reasons = metadata.get("reasons")
-    if isinstance(reasons, list) and reasons:
-        text = "Blocked by moderation: " + ", ".join(str(reason) for reason in reasons)
-        flagged = metadata.get("flagged_input")
-        if isinstance(flagged, str) and flagged:
-            text += f' (flagged: "{flagged}")'
-        return text
-    return f"OpenRouter refused the request ({message}). Check the key's permissions."
-
-
-def _with_detail(message: str, metadata: Mapping[str, Any]) -> str:
-    """``message: provider detail (provider: Name)``: provider errors hide the useful
-    part in ``metadata.raw`` and ``metadata.provider_name`` (§6.1, OR-AISDK)."""
-    text = _clause(message)
-    raw = _raw_detail(metadata.get("raw"))
-    if raw and raw not in text:
-        text += f": {raw}"
-    provider = metadata.get("provider_name")
-    if isinstance(provider, str) and provider:
-        text += f" (provider: {provider})"
-    return text
-
-
-def _raw_detail(raw: Any, limit: int = 200) -> str:
-    """The message inside ``metadata.raw``, which may be a JSON string, an object or text."""
-    if isinstance(raw, str):
-        with contextlib.suppress(ValueError):
-            raw = json.loads(raw)
-    if isinstance(raw, dict):
-        inner = raw.get("error", raw)
-        raw = inner.get("message") if isinstance(inner, dict) else inner
-    if not isinstance(raw, str):
-        return ""
-    text = " ".join(raw.split())
-    return _clause(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
-def _clause(text: str) -> str:
-    return text.strip().rstrip(".")
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."

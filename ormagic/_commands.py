@@ -96,7 +96,7 @@ def status(magics: Any, words: Sequence[str]) -> Reply:
     """Bare ``%chat``: model, conversations, turns, session cost, key source."""
     session = magics.session
     names = session.store.names() or ["default"]
-    turns = ", ".join(f"{n} ({len(session.store.get(n))} turns)" for n in names)
+    turns = ", ".join(f"{n} ({_turns(len(session.store.get(n)))})" for n in names)
     settings = magics.client_settings()
     lines = [
         f"model: {magics.default_model()}",
@@ -215,7 +215,8 @@ def config(magics: Any, words: Sequence[str]) -> Reply:
         if not sep:
             raise ConfigError(f"%chat config: expected KEY=VALUE, got {word!r}")
         _set_trait(magics, name.strip(), value)
-    rows = [(name, _show_value(getattr(magics, name))) for name in CONFIG_KEYS]
+    effective = {"model": magics.default_model(), "base_url": magics.client_settings().base_url}
+    rows = [(name, _show_value(getattr(magics, name), effective.get(name))) for name in CONFIG_KEYS]
     rows.append(("api_key", magics.key_source()))
     return _table(rows)
 
@@ -231,7 +232,7 @@ def export(magics: Any, words: Sequence[str]) -> Reply:
     writer = _writer(args.path)
     writer(conversation, args.path, overwrite=args.force)
     return Reply(
-        f"Wrote conversation {args.conversation!r} ({len(conversation)} turns) to {args.path}."
+        f"Wrote conversation {args.conversation!r} ({_turns(len(conversation))}) to {args.path}."
     )
 
 
@@ -245,7 +246,7 @@ def load(magics: Any, words: Sequence[str]) -> Reply:
     magics.session.store.put(conversation)
     magics.session.last_chat_cell.pop(conversation.name, None)
     return Reply(
-        f"Loaded conversation {conversation.name!r} ({len(conversation)} turns) from {args.path}."
+        f"Loaded conversation {conversation.name!r} ({_turns(len(conversation))}) from {args.path}."
     )
 
 
@@ -285,8 +286,14 @@ def _set_trait(magics: Any, name: str, value: str) -> None:
         raise ConfigError(f"%chat config: bad value for {name}: {value!r} ({error})") from None
 
 
-def _show_value(value: Any) -> str:
-    return "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
+def _show_value(value: Any, effective: str | None = None) -> str:
+    if value is None:
+        return f"(unset: {effective})" if effective else "(unset)"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _turns(count: int) -> str:
+    return f"{count} turn{'' if count == 1 else 's'}"
 
 
 def _table(rows: Sequence[tuple[str, str]]) -> Reply:

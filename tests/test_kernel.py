@@ -366,7 +366,7 @@ def test_line_commands_history_reset_status(kernel: Kernel, server: FakeOpenRout
     status = kernel.execute("%chat")
     text = status.of_type("display_data")[0]["content"]["data"]["text/plain"]
     assert "model: deepseek/deepseek-v4-flash" in text
-    assert "hist (1 turns)" in text
+    assert "hist (1 turn)" in text
     assert "API key: set from OPENROUTER_API_KEY" in text
     assert server.api_key not in json.dumps([m["content"] for m in status.messages])
     reset = kernel.execute("%chat reset hist")

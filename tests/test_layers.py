@@ -19,6 +19,19 @@ LOWER_MODULES = [
     "ormagic._errors",
     "ormagic._conversation",
     "ormagic._format",
+    "ormagic._apierrors",
+    "ormagic._markdown",
+    "ormagic._interpolate",
+    "ormagic._context",
+    "ormagic._snapshot",
+    "ormagic._redact",
+    "ormagic._summaries",
+    "ormagic._models",
+    "ormagic._usage",
+    "ormagic._export",
+    "ormagic._render",
+    "ormagic._turn",
+    "ormagic._session",
 ]
 FORBIDDEN = ["IPython", "ipywidgets", "ipykernel", "traitlets"]
 PROGRAM = f"""
