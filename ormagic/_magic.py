@@ -476,6 +476,11 @@ def _status_line(outcome: TurnOutcome) -> str | None:
         return "⏹ Interrupted: the partial answer is kept in the conversation."
     if outcome.failure is not None:
         return f"⚠ {outcome.failure}"
+    reason = outcome.finished.reason if outcome.finished else None
+    if reason == "length":
+        return "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more."
+    if reason == "content_filter":
+        return "⚠ The provider's content filter stopped the answer."
     return None
 
 

@@ -216,3 +216,13 @@ def test_public_surface() -> None:
         "load_ipython_extension",
         "unload_ipython_extension",
     ]
+
+
+def test_answer_cut_by_max_tokens_says_so(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(StreamReply(text="A long story that", finish_reason="length"))
+    assert run(shell, "%%chat --max-tokens 5\nTell me a story").success
+    out = capsys.readouterr().out
+    assert "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more.\n" in out
+    assert fake_env.chat_requests()[0].body["max_tokens"] == 5
