@@ -26,6 +26,7 @@ from ._conversation import Conversation, Turn
 from ._errors import ConfigError, OrmagicError
 from ._interpolate import interpolate
 from ._models import cost_of
+from ._redact import redact
 from ._render import FinalSummary, NotebookView, TerminalView, View
 from ._session import Session
 from ._settings import (
@@ -228,7 +229,10 @@ class ChatMagics(Magics):
         self._check_budget()
         prompt = self._prompt(cell, args)
         model = args.model or self.default_model()
-        user_message = {"role": "user", "content": self._with_context(prompt, args, name, model)}
+        # variables are found by name in the cell as typed, before {name} became a value
+        block = self._context_block(cell, args.context, name, model, fix=args.fix)
+        content = f"{block.text}\n\n{prompt}" if block.text else prompt
+        user_message = {"role": "user", "content": content}
         cell_id = self._cell_id()
         request = self._request(args, conversation, user_message, cell_id, model)
         view = self._view(args)
@@ -243,16 +247,17 @@ class ChatMagics(Magics):
     def _prompt(self, cell: str, args: Any) -> str:
         text = cell.strip("\n")
         if not args.no_interpolate:
-            text = interpolate(text, self._ip.user_ns)
+            secrets = self._secrets()
+            text = interpolate(text, self._ip.user_ns, lambda value: redact(str(value), secrets))
         if args.fix:
             text = f"{_FIX_PROMPT}\n\n{text}" if text.strip() else _FIX_PROMPT
         if not text.strip():
             raise UsageError("The cell is empty: write your question below the %%chat line.")
         return text
 
-    def _with_context(self, prompt: str, args: Any, name: str, model: str) -> str:
-        block = self._context_block(prompt, args.context, name, model, fix=args.fix)
-        return f"{block.text}\n\n{prompt}" if block.text else prompt
+    def _secrets(self) -> list[str]:
+        key = self.client_settings().api_key
+        return [key.reveal()] if key else []
 
     def _context_block(
         self, prompt: str, mode_text: str | None, name: str, model: str, *, fix: bool = False
@@ -263,15 +268,14 @@ class ChatMagics(Magics):
             raise UsageError(str(error)) from None
         # auto: the cells since this conversation's previous %%chat; all / last N: the session
         since = self.session.last_chat_cell.get(name) if mode.kind == "auto" else None
-        snapshot = take_snapshot(self.shell, since=since)
-        key = self.client_settings().api_key
+        snapshot = take_snapshot(self._ip, since=since)
         return build_context(
             snapshot,
             prompt=prompt,
             mode=mode,
             budget_tokens=self._budget(model),
             include_error=True if fix else None,
-            secrets=[key.reveal()] if key else [],
+            secrets=self._secrets(),
         )
 
     def _budget(self, model: str) -> int:
@@ -427,6 +431,10 @@ class ChatMagics(Magics):
         Bare ``%chat`` shows the model, conversations, turns and the session's cost.
         ``%chat COMMAND -h`` shows a command's options.
         """
+        if line.lstrip().startswith("-"):
+            # `%chat --fix` and other flags without a body: a turn with an empty prompt
+            self.chat(line, "")
+            return
         try:
             reply = _commands.dispatch(self, line)
         except OrmagicError as error:

@@ -14,6 +14,7 @@ the model always sees the same marker.
 from __future__ import annotations
 
 import inspect
+import re
 import reprlib
 import sys
 from collections.abc import Callable
@@ -26,23 +27,37 @@ _HEAD_ROWS = 5  # rows shown for a DataFrame or Series
 _HEAD_COLUMNS = 20  # columns shown in a DataFrame's head (its dtypes line lists all)
 
 
+# a marker and the line breaks that set it apart, which are not content either
+_MARKER = re.compile(r"\n?… \[([\d,]+) characters left out\] …\n?")
+
+
 def elision_marker(count: int) -> str:
     """The marker line put where ``count`` characters were left out."""
     return f"… [{count:,} characters left out] …"
 
 
 def cut_middle(text: str, max_chars: int) -> tuple[str, int]:
-    """``text`` shortened by :func:`shorten`, and how many of its characters were left out."""
+    """``text`` shortened by :func:`shorten`, and how many of its characters were left out.
+
+    Text that an earlier cut already shortened carries markers; a marker cut away again
+    adds its own count, so the new marker tells how much of the original is missing.
+    """
     if len(text) <= max_chars:
         return text, 0
     # The marker is longest when the count has the most digits; sizing it for the whole
-    # text keeps the result within max_chars whatever is finally left out.
-    keep = max_chars - len(elision_marker(len(text))) - 2
+    # text (and what earlier markers stand for) keeps the result within max_chars.
+    keep = max_chars - len(elision_marker(len(text) + _hidden(text))) - 2
     if keep <= 0:
-        return elision_marker(len(text)), len(text)
+        return elision_marker(len(text) + _hidden(text)), len(text) + _hidden(text)
     head, tail = keep - keep // 2, keep // 2
-    left_out = len(text) - keep
+    middle = text[head : len(text) - tail]
+    left_out = len(middle) + _hidden(middle)
     return f"{text[:head]}\n{elision_marker(left_out)}\n{text[len(text) - tail :]}", left_out
+
+
+def _hidden(text: str) -> int:
+    """Characters that the markers inside ``text`` stand for, less the markers' own length."""
+    return sum(int(m.group(1).replace(",", "")) - len(m.group(0)) for m in _MARKER.finditer(text))
 
 
 def shorten(text: str, max_chars: int) -> str:

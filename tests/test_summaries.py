@@ -149,3 +149,14 @@ def test_ndarray_summary() -> None:
         "numpy ndarray, shape (3, 4), dtype int64, min 0, max 11\n"
         "[[ 0  1  2  3]\n [ 4  5  6  7]\n [ 8  9 10 11]]"
     )
+
+
+def test_cutting_again_counts_what_earlier_cuts_left_out() -> None:
+    from ormagic._summaries import cut_middle, elision_marker
+
+    once, first = cut_middle("a" * 5_000 + "b" * 5_000, 1_000)
+    twice, second = cut_middle(once, 300)
+    assert first == 10_000 - (len(once) - len(elision_marker(first)) - 2)
+    shown = len(twice) - len(elision_marker(second)) - 2
+    assert second == 10_000 - shown
+    assert twice.count("characters left out") == 1
