@@ -14,7 +14,7 @@ def format_cost(dollars: float | None) -> str:
     """Dollars with enough digits to be meaningful for tiny per-call costs.
 
     ``0`` -> ``"$0"``, ``0.0000042`` -> ``"$0.0000042"``, ``0.01234`` -> ``"$0.0123"``,
-    ``12.5`` -> ``"$12.50"``; ``None`` -> ``"cost unknown"``.
+    ``0.5`` -> ``"$0.50"``, ``12.5`` -> ``"$12.50"``; ``None`` -> ``"cost unknown"``.
     """
     if dollars is None:
         return "cost unknown"
@@ -29,6 +29,8 @@ def format_cost(dollars: float | None) -> str:
         digits = mantissa.replace(".", "").replace("-", "")
         zeros = -int(exponent) - 1
         text = ("-" if dollars < 0 else "") + "0." + "0" * zeros + digits
+    if abs(dollars) >= 0.01 and len(text.partition(".")[2]) < 2:
+        text = f"{dollars:.2f}"  # cents read as cents: $0.50, not $0.5
     return f"${text}"
 
 
