@@ -22,12 +22,12 @@ from traitlets import Bool, Dict, Float, Int, Unicode, validate
 from . import _commands
 from ._client import ChatRequest
 from ._context import ContextMode, build_context
-from ._conversation import Conversation, Turn
+from ._conversation import Conversation
 from ._errors import ConfigError, OrmagicError
 from ._interpolate import interpolate
 from ._models import cost_of
 from ._redact import redact
-from ._render import FinalSummary, NotebookView, TerminalView, View
+from ._render import NotebookView, TerminalView, View
 from ._session import Session
 from ._settings import (
     DEFAULT_BASE_URL,
@@ -41,7 +41,6 @@ from ._settings import (
 )
 from ._snapshot import take_snapshot
 from ._turn import TurnOutcome, run_turn
-from ._usage import footer_text
 
 __all__ = ["ChatMagics"]
 
@@ -242,7 +241,7 @@ class ChatMagics(Magics):
             raise UsageError(str(error)) from None
         # while a magic runs, execution_count is already the next cell's number
         self.session.last_chat_cell[name] = self._ip.execution_count - 1
-        self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id, model)
+        self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id)
 
     def _prompt(self, cell: str, args: Any) -> str:
         text = cell.strip("\n")
@@ -350,49 +349,20 @@ class ChatMagics(Magics):
         prompt: str,
         user_message: dict[str, Any],
         cell_id: str | None,
-        model: str,
     ) -> None:
-        cost = self._cost(outcome)
-        status = _status_line(outcome)
+        """Record the turn, show the final outputs, then report how it ended."""
+        outcome.cost = self._cost(outcome)
         if outcome.produced:
-            turn = Turn(
-                prompt=prompt,
-                user_message=user_message,
-                assistant_message=outcome.message,
-                cell_id=cell_id,
-                model=outcome.model or model,
-                provider=outcome.provider,
-                generation_id=outcome.generation_id,
-                usage=outcome.usage,
-                cost=cost,
-                elapsed=outcome.elapsed,
-                interrupted=outcome.interrupted,
-                error=str(outcome.failure) if outcome.failure else None,
-            )
-            conversation.record(turn)
+            conversation.record(outcome.to_turn(prompt, user_message, cell_id))
             self.session.ledger.add(
                 conversation=conversation.name,
-                model=turn.model or model,
+                model=outcome.answered_by,
                 usage=outcome.usage,
-                cost=cost,
+                cost=outcome.cost,
                 seconds=outcome.elapsed,
             )
-        summary = FinalSummary(
-            footer=footer_text(
-                model=outcome.model,
-                requested_model=model,
-                provider=outcome.provider,
-                usage=outcome.usage,
-                cost=cost,
-                seconds=outcome.elapsed,
-                interrupted=outcome.interrupted,
-            ),
-            status=status,
-            metadata={"ormagic": _metadata(outcome, model, cost, conversation.name)},
-            reasoning_tokens=outcome.usage.reasoning_tokens if outcome.usage else None,
-        )
         if view.started or outcome.produced:
-            view.finish(summary)
+            view.finish(outcome.summary(conversation.name))
         self._deliver(outcome, args)
         if outcome.interrupted:
             kept = " (partial answer kept in the conversation)" if outcome.produced else ""
@@ -408,7 +378,7 @@ class ChatMagics(Magics):
         if outcome.usage.cost is not None:
             return outcome.usage.cost
         try:
-            info = self.session.catalog.get(outcome.model or self.default_model())
+            info = self.session.catalog.get(outcome.answered_by)
         except OrmagicError:
             return None
         return cost_of(outcome.usage, info)
@@ -426,7 +396,7 @@ class ChatMagics(Magics):
 
     @line_magic("chat")  # type: ignore[arg-type]
     def chat_command(self, line: str) -> None:
-        """%chat [history|reset|context|models|usage|key|config|export|load] …
+        """%chat [history|reset|context|models|usage|key|config|export|load] …, or %chat --fix
 
         Bare ``%chat`` shows the model, conversations, turns and the session's cost.
         ``%chat COMMAND -h`` shows a command's options.
@@ -477,38 +447,3 @@ def _unquote_args(args: Any) -> Any:
     for name, value in vars(args).items():
         setattr(args, name, _unquote(value))
     return args
-
-
-def _status_line(outcome: TurnOutcome) -> str | None:
-    if outcome.interrupted:
-        return "⏹ Interrupted: the partial answer is kept in the conversation."
-    if outcome.failure is not None:
-        return f"⚠ {outcome.failure}"
-    reason = outcome.finished.reason if outcome.finished else None
-    if reason == "length":
-        return "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more."
-    if reason == "content_filter":
-        return "⚠ The provider's content filter stopped the answer."
-    return None
-
-
-def _metadata(outcome: TurnOutcome, model: str, cost: float | None, name: str) -> dict[str, Any]:
-    usage = outcome.usage
-    return {
-        "conversation": name,
-        "requested_model": model,
-        "model": outcome.model or model,
-        "provider": outcome.provider,
-        "generation_id": outcome.generation_id,
-        "usage": None
-        if usage is None
-        else {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cached_tokens": usage.cached_tokens,
-        },
-        "cost": cost,
-        "elapsed": round(outcome.elapsed, 3),
-        "interrupted": outcome.interrupted,
-    }

@@ -211,17 +211,20 @@ class _LiveBlocks:
         self._open = ""
         self._committed_chars = 0
         self._display_id: str | None = None
+        self._dirty = False
         self.outputs = 0
 
     @property
     def pending(self) -> int:
-        """Characters a redraw would re-send."""
-        return len(self._open)
+        """Characters a redraw would re-send: 0 when nothing changed since the last one."""
+        return len(self._open) if self._dirty else 0
 
     def append(self, text: str) -> None:
         self._open += text
+        self._dirty = True
 
     def redraw(self) -> None:
+        self._dirty = False
         head, tail = self._split(self._open)
         if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
             self._show(head)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._client import ChatRequest, OpenRouterClient
+from ._conversation import Turn
 from ._errors import OrmagicError
 from ._events import Event, Finished, StreamFailed, Usage
 from ._message import MessageBuilder
-from ._render import View
+from ._render import FinalSummary, View
+from ._usage import footer_text
 
 __all__ = ["TurnOutcome", "run_turn"]
 
@@ -27,6 +29,7 @@ class TurnOutcome:
     """What a streamed turn produced."""
 
     message: dict[str, Any]
+    requested_model: str = ""
     usage: Usage | None = None
     finished: Finished | None = None
     failure: OrmagicError | None = None
@@ -35,6 +38,82 @@ class TurnOutcome:
     model: str | None = None
     provider: str | None = None
     generation_id: str | None = None
+    cost: float | None = None  # set by the caller: usage.cost, or from listed prices
+
+    @property
+    def answered_by(self) -> str:
+        """The model that answered (the one asked for when the stream never said)."""
+        return self.model or self.requested_model
+
+    def status_line(self) -> str | None:
+        """One line under the answer when the turn did not end normally."""
+        if self.interrupted:
+            return "⏹ Interrupted: the partial answer is kept in the conversation."
+        if self.failure is not None:
+            return f"⚠ {self.failure}"
+        reason = self.finished.reason if self.finished else None
+        if reason == "length":
+            return "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more."
+        if reason == "content_filter":
+            return "⚠ The provider's content filter stopped the answer."
+        return None
+
+    def to_turn(self, prompt: str, user_message: dict[str, Any], cell_id: str | None) -> Turn:
+        """The conversation turn this outcome makes."""
+        return Turn(
+            prompt=prompt,
+            user_message=user_message,
+            assistant_message=self.message,
+            cell_id=cell_id,
+            model=self.answered_by,
+            provider=self.provider,
+            generation_id=self.generation_id,
+            usage=self.usage,
+            cost=self.cost,
+            elapsed=self.elapsed,
+            interrupted=self.interrupted,
+            error=str(self.failure) if self.failure else None,
+        )
+
+    def summary(self, conversation: str) -> FinalSummary:
+        """What the view shows under the answer, and the output's metadata."""
+        footer = footer_text(
+            model=self.model,
+            requested_model=self.requested_model,
+            provider=self.provider,
+            usage=self.usage,
+            cost=self.cost,
+            seconds=self.elapsed,
+            interrupted=self.interrupted,
+        )
+        return FinalSummary(
+            footer=footer,
+            status=self.status_line(),
+            metadata={"ormagic": self.metadata(conversation)},
+            reasoning_tokens=self.usage.reasoning_tokens if self.usage else None,
+        )
+
+    def metadata(self, conversation: str) -> dict[str, Any]:
+        """What a saved notebook records about the answer (output metadata ``ormagic``)."""
+        usage = self.usage
+        return {
+            "conversation": conversation,
+            "requested_model": self.requested_model,
+            "model": self.answered_by,
+            "provider": self.provider,
+            "generation_id": self.generation_id,
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+                "cached_tokens": usage.cached_tokens,
+            },
+            "cost": self.cost,
+            "elapsed": round(self.elapsed, 3),
+            "interrupted": self.interrupted,
+        }
 
     @property
     def produced(self) -> bool:
@@ -58,7 +137,7 @@ def run_turn(
     propagate unchanged: nothing was shown and nothing is to be recorded.
     """
     builder = MessageBuilder()
-    outcome = TurnOutcome(message={})
+    outcome = TurnOutcome(message={}, requested_model=request.model)
     start = clock()
     try:
         with client.stream_chat(request) as events:

@@ -117,8 +117,15 @@ class Kernel:
             if interrupt_after and not interrupted and interrupt_after in str(message["content"]):
                 self.manager.interrupt_kernel()
                 interrupted = True
-        execution.reply = self.client.get_shell_msg(timeout=timeout)
+        execution.reply = self._reply_to(msg_id, timeout)
         return execution
+
+    def _reply_to(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """The execute reply for ``msg_id`` (skipping replies an aborted wait left behind)."""
+        while True:
+            reply: dict[str, Any] = self.client.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
 
     def shutdown(self) -> None:
         self.client.stop_channels()
