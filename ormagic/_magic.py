@@ -39,7 +39,7 @@ from ._settings import (
     ClientSettings,
     Secret,
 )
-from ._snapshot import take_snapshot
+from ._snapshot import running_cell, take_snapshot
 from ._turn import TurnOutcome, run_turn
 
 __all__ = ["ChatMagics"]
@@ -239,8 +239,7 @@ class ChatMagics(Magics):
             outcome = run_turn(self.session.client(self.client_settings()), request, view)
         except OrmagicError as error:
             raise UsageError(str(error)) from None
-        # while a magic runs, execution_count is already the next cell's number
-        self.session.last_chat_cell[name] = self._ip.execution_count - 1
+        self.session.last_chat_cell[name] = running_cell(self._ip)
         self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id)
 
     def _prompt(self, cell: str, args: Any) -> str:

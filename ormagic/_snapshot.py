@@ -38,7 +38,7 @@ from typing import Any
 
 from ._summaries import elision_marker, shorten
 
-__all__ = ["CellRecord", "NotebookSnapshot", "strip_ansi", "take_snapshot"]
+__all__ = ["CellRecord", "NotebookSnapshot", "running_cell", "strip_ansi", "take_snapshot"]
 
 OUTPUT_HEAD_CHARS = 4000
 OUTPUT_TAIL_CHARS = 4000
@@ -351,15 +351,23 @@ def _markdown_cells(path: str | None, cells: Sequence[CellRecord]) -> tuple[tupl
     return _attach_markdown(notebook_cells, cells)
 
 
+def running_cell(shell: Any) -> int:
+    """The number of the cell that is running now.
+
+    Its input is stored before it runs, so it is the last entry of ``input_hist_raw``.
+    (``execution_count`` is no guide: IPython 9 increments it before a magic runs,
+    IPython 8 after the cell.)
+    """
+    return len(shell.history_manager.input_hist_raw) - 1
+
+
 def take_snapshot(shell: Any, *, since: int | None = None, limit: int = 200) -> NotebookSnapshot:
     """The executed cells, namespace, last error and notebook Markdown of ``shell``.
 
-    Call it while a cell runs (from a magic): ``shell.execution_count`` is then already the
-    next number, and the running cell (``execution_count - 1``) is left out. Only cells
+    Call it while a cell runs (from a magic): the running cell is left out. Only cells
     numbered above ``since`` (when given) are read, at most ``limit`` of them, the newest.
     """
-    history = shell.history_manager
-    newest = min(shell.execution_count - 2, len(history.input_hist_raw) - 1)
+    newest = running_cell(shell) - 1
     oldest = max(1, newest - limit + 1, (since + 1) if since is not None else 1)
     cells = tuple(_cell_record(shell, n) for n in range(oldest, newest + 1))
     namespace: Mapping[str, Any] = shell.user_ns
