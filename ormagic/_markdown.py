@@ -1,16 +1,18 @@
-"""Safe Markdown for untrusted model output, and where a streaming answer can be cut.
+"""Safe Markdown for untrusted model output: HTML to display and Markdown to save.
 
 Everything a model writes is untrusted. JupyterLab marks the outputs of executed cells
 trusted and does not sanitise them, so an ``<img src=x onerror=...>`` that reaches a
 ``text/html`` or ``text/markdown`` output runs JavaScript with the user's Jupyter session,
 and a Markdown image is fetched (a data leak) as soon as it renders
-(docs/jupyter-notes.md, "Security: outputs are trusted"). This module owns three jobs:
+(docs/jupyter-notes.md, "Security: outputs are trusted"). This module owns two jobs:
 
 - :func:`render_html`: Markdown to an HTML fragment holding no HTML from the input, no
   ``<img>`` and no link with an unsafe scheme; math is left for MathJax.
 - :func:`neutralise_markdown`: the answer as Markdown that stays safe in a frontend that
   renders raw HTML, even when that frontend's idea of "code" differs from ours.
-- :func:`split_blocks`: where a streaming answer can be cut into finished blocks.
+
+The math syntax rules live in :mod:`ormagic._texmath`; where a streaming answer can be cut
+into finished blocks is :mod:`ormagic._blocks`.
 
 Nothing here imports IPython or ipywidgets: the renderer sits on top of this module.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
@@ -28,13 +29,18 @@ from urllib.parse import quote, unquote
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, stripEscape, unescapeAll
 from markdown_it.helpers import parseLinkDestination
-from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
-from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-__all__ = ["escape_text", "neutralise_markdown", "render_html", "split_blocks"]
+from ._texmath import (
+    MATH_CLOSERS,
+    math_bracket_block,
+    math_bracket_inline,
+    math_dollar_inline,
+)
+
+__all__ = ["escape_text", "neutralise_markdown", "render_html"]
 
 
 def escape_text(text: str) -> str:
@@ -69,7 +75,6 @@ def _is_safe_url(url: str) -> bool:
 # render_html
 
 _LINK_REL = "noopener noreferrer nofollow"
-_MATH_CLOSERS = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 # MathJax 3 searches each element's text for delimiters and restarts at every element
 # boundary (mathjax/MathJax-src ts/handlers/html/HTMLDomStrings.ts, handleContainer), so a
 # "$" or "\" in its own <span> can never pair up: text that is not math stays text
@@ -111,113 +116,13 @@ def _parser() -> MarkdownIt:
     # allow_digits=False it reads src[pos - 1] at pos 0, i.e. the paragraph's last char.
     md.use(dollarmath_plugin, allow_labels=False, allow_blank_lines=False)
     md.inline.ruler.disable("math_inline")
-    md.inline.ruler.before("escape", "math_dollar", _math_dollar_inline)
-    md.inline.ruler.before("escape", "math_bracket", _math_bracket_inline)
-    md.block.ruler.before("fence", "math_bracket_block", _math_bracket_block)
+    md.inline.ruler.before("escape", "math_dollar", math_dollar_inline)
+    md.inline.ruler.before("escape", "math_bracket", math_bracket_inline)
+    md.block.ruler.before("fence", "math_bracket_block", math_bracket_block)
     md.core.ruler.push("secure_links", _secure_links)
     for name, rule in _RENDER_RULES.items():
         md.add_render_rule(name, rule)
     return md
-
-
-# --- math parsing: the token keeps its opening delimiter in `markup`
-
-
-def _math_dollar_inline(state: StateInline, silent: bool) -> bool:
-    """``$x$`` and ``$$x$$`` inside a paragraph, with pandoc's currency rules.
-
-    The opening ``$`` needs a non-space on its right, the closing one a non-space on its
-    left and no digit after it (pandoc, tex_math_dollars); as with dollarmath's
-    allow_digits=False, no digit may precede the opening one. "$5 and $10" stays text.
-    """
-    src, pos = state.src, state.pos
-    if src[pos] != "$":
-        return False
-    double = src.startswith("$$", pos)
-    start = pos + (2 if double else 1)
-    end = _find_closing_dollar(state, start, double)
-    if end is None:
-        return False
-    if not silent:
-        token = state.push("math_inline", "math", 0)
-        token.content = src[start:end]
-        token.markup = "$$" if double else "$"
-    state.pos = end + (2 if double else 1)
-    return True
-
-
-def _find_closing_dollar(state: StateInline, start: int, double: bool) -> int | None:
-    src, limit = state.src, state.posMax
-    if start >= limit or (not double and (src[start].isspace() or _digit_before(state))):
-        return None
-    end = src.find("$$" if double else "$", start + 1, limit)
-    while end != -1 and _escaped(src, end):
-        end = src.find("$$" if double else "$", end + 1, limit)
-    if end == -1:
-        return None
-    after = end + (2 if double else 1)
-    if not double and (src[end - 1].isspace() or (after < limit and src[after].isdigit())):
-        return None
-    return end
-
-
-def _digit_before(state: StateInline) -> bool:
-    return state.pos > 0 and state.src[state.pos - 1].isdigit()
-
-
-def _escaped(src: str, pos: int) -> bool:
-    start = pos
-    while pos > 0 and src[pos - 1] == "\\":
-        pos -= 1
-    return (start - pos) % 2 == 1
-
-
-def _math_bracket_inline(state: StateInline, silent: bool) -> bool:
-    r"""``\(x\)`` and ``\[x\]`` inside a paragraph (before the escape rule eats the ``\``)."""
-    opener = state.src[state.pos : state.pos + 2]
-    if opener not in ("\\(", "\\["):
-        return False
-    start = state.pos + 2
-    end = state.src.find(_MATH_CLOSERS[opener], start, state.posMax)
-    if end <= start:
-        return False
-    if not silent:
-        token = state.push("math_inline", "math", 0)
-        token.content = state.src[start:end]
-        token.markup = opener
-    state.pos = end + 2
-    return True
-
-
-def _math_bracket_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-    r"""A display equation starting a line with ``\[`` and ending a line with ``\]``."""
-    if state.is_code_block(start):
-        return False
-    first = state.src[state.bMarks[start] + state.tShift[start] : state.eMarks[start]]
-    if not first.startswith("\\["):
-        return False
-    last = start if first[2:].rstrip().endswith("\\]") else _bracket_end(state, start, end)
-    if last is None:
-        return False
-    if not silent:
-        body = state.getLines(start, last + 1, state.blkIndent, False).strip()
-        token = state.push("math_block", "math", 0)
-        token.block = True
-        token.content = body[2:-2]
-        token.markup = "\\["
-        token.map = [start, last + 1]
-    state.line = last + 1
-    return True
-
-
-def _bracket_end(state: StateBlock, start: int, end: int) -> int | None:
-    for line in range(start + 1, end):
-        if state.isEmpty(line):
-            return None
-        text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
-        if text.rstrip().endswith("\\]"):
-            return line
-    return None
 
 
 # --- links and images, judged once parsing is done
@@ -308,7 +213,7 @@ def _render_math_block(self: Any, tokens: Sequence[Token], idx: int, options: An
 
 
 def _math_source(token: Token) -> str:
-    return escapeHtml(token.markup + token.content + _MATH_CLOSERS[token.markup])
+    return escapeHtml(token.markup + token.content + MATH_CLOSERS[token.markup])
 
 
 def _render_fence(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -408,7 +313,7 @@ def _block_parser() -> MarkdownIt:
     """
     md = _ParseAllLinks("commonmark", {"html": False})
     md.use(dollarmath_plugin, allow_labels=False, allow_blank_lines=False)
-    md.block.ruler.before("fence", "math_bracket_block", _math_bracket_block)
+    md.block.ruler.before("fence", "math_bracket_block", math_bracket_block)
     md.enable("table").disable(["inline", "text_join"])
     return md
 
@@ -532,152 +437,3 @@ def _fence_closed(lines: list[str], fence: Token) -> bool:
     content = fence.content
     content_lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     return len(lines) - 1 - content_lines == 1
-
-
-# ---------------------------------------------------------------------------------------
-# split_blocks
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
-# Wider than a CommonMark reference definition (any container prefix): if one may be
-# there, a link in an earlier block could depend on it, so nothing is cut.
-_REFERENCE_DEFINITION = re.compile(
-    r"(?:^|(?<=[\r\n]))[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?\[[^\]\r\n]+\]:"
-)
-_LIST_ITEM = re.compile(r"(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
-_ITEM_PREFIX = re.compile(r"(?:[-+*]|\d{1,9}[.)]) {1,4}(?=[^ ])")
-_THEMATIC_BREAK = re.compile(r"([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)")
-_FENCE_CLOSE = re.compile(r"(`{3,}|~{3,})[ \t]*$")
-
-
-def split_blocks(text: str) -> tuple[str, str]:
-    """Split a growing answer into finished top-level blocks and the open rest.
-
-    Returns ``(head, tail)`` with ``head + tail == text``. ``head`` ends right after a
-    blank line and before a complete, non-indented line that starts a new top-level
-    block, so appending text can no longer change how ``head`` renders. No cut inside
-    a fenced code block or a ``$$``/``\\[`` equation, between items of one list, or at
-    all when a reference definition may be present. One pass over the lines, so a
-    caller that keeps only the tail pays O(len(tail)) per call.
-
-    A reference definition that arrives after a cut cannot reach back: a ``[x]`` already
-    in a head stays text there, so render the whole answer once it is complete.
-    """
-    if _REFERENCE_DEFINITION.search(text):
-        return "", text
-    scanner = _BlockScanner()
-    cut = 0
-    after_blank = False
-    # Complete lines only: stopping at the last line end keeps the regex from retrying
-    # at every position of a long unfinished line (quadratic in its length).
-    complete = max(text.rfind("\n"), text.rfind("\r")) + 1
-    for match in _LINE.finditer(text, 0, complete):
-        line = match.group().rstrip("\r\n")
-        if after_blank and scanner.may_cut_before(line):
-            cut = match.start()
-        scanner.feed(line, after_blank)
-        if scanner.unsure:
-            break
-        after_blank = not line.strip(" \t")
-    return text[:cut], text[cut:]
-
-
-@dataclass
-class _OpenFence:
-    char: str
-    length: int
-    column: int
-    # Opened inside a list: it may be nested in an item (closed when the item ends) or
-    # top-level; when the two readings could disagree, the scanner stops cutting.
-    in_list: bool
-    item_line: bool
-
-
-class _BlockScanner:
-    """Line-by-line state: open fence, open equation, inside a list, or unsure."""
-
-    def __init__(self) -> None:
-        self.fence: _OpenFence | None = None
-        self.math: str | None = None
-        self.in_list = False
-        self.unsure = False
-
-    def may_cut_before(self, line: str) -> bool:
-        if self.unsure or self.fence or self.math or not line.strip(" \t"):
-            return False
-        if line[0] in " \t":
-            return False
-        return not (self.in_list and _is_list_item(line))
-
-    def feed(self, line: str, after_blank: bool) -> None:
-        column, body = _measure(line)
-        if self.fence is not None:
-            self._feed_fence(column, body)
-        elif body:
-            self._track_list(column, body, after_blank)
-            if self.math is not None:
-                self._feed_math(column, body)
-            else:
-                self._open_block(column, body)
-
-    def _track_list(self, column: int, body: str, after_blank: bool) -> None:
-        if column <= 3 and _is_list_item(body):
-            self.in_list = True
-        elif column == 0 and after_blank:
-            self.in_list = False  # a non-indented block after a blank line ends any list
-
-    def _open_block(self, column: int, body: str) -> None:
-        prefix = _ITEM_PREFIX.match(body) if column <= 3 and _is_list_item(body) else None
-        rest = body[prefix.end() :] if prefix else body
-        at = column + (prefix.end() if prefix else 0)
-        fence = _FENCE_OPEN.match(rest)
-        if fence and (at <= 3 or prefix) and not _backtick_in_info(fence):
-            run = fence.group(1)
-            item_line = prefix is not None
-            self.fence = _OpenFence(run[0], len(run), at, self.in_list, item_line)
-        elif rest.startswith(("$$", "\\[")):
-            closer = _MATH_CLOSERS[rest[:2]]
-            if not (len(rest.rstrip()) >= 4 and rest.rstrip().endswith(closer)):
-                self.math = closer
-
-    def _feed_math(self, column: int, body: str) -> None:
-        if column <= 3 and _FENCE_OPEN.match(body):
-            # Was the $$ line an equation or paragraph text? The fence depends on it.
-            self.unsure = True
-        elif body.rstrip().endswith(self.math or ""):
-            self.math = None
-
-    def _feed_fence(self, column: int, body: str) -> None:
-        fence = self.fence
-        if fence is None or not body:
-            return
-        loose = fence.in_list and fence.column >= 2  # could be nested in a list item
-        if loose and column < fence.column:
-            self.unsure = True  # nested reading: the item (and fence) ends here
-            return
-        close = _FENCE_CLOSE.match(body)
-        if not close or close.group(1)[0] != fence.char or len(close.group(1)) < fence.length:
-            return
-        # CommonMark: a top-level closing fence is indented at most 3 spaces; a nested
-        # one at most 3 more than its list item's content.
-        limit = fence.column + 3 if fence.item_line else 3
-        if column <= limit:
-            self.fence = None
-        elif loose:
-            self.unsure = True
-
-
-def _measure(line: str) -> tuple[int, str]:
-    """The indentation in columns (tabs to 4) and the line without it ("" when blank)."""
-    body = line.lstrip(" \t")
-    column = len(line[: len(line) - len(body)].expandtabs(4))
-    return column, body if body.strip(" \t") else ""
-
-
-def _is_list_item(body: str) -> bool:
-    return bool(_LIST_ITEM.match(body)) and not _THEMATIC_BREAK.match(body)
-
-
-def _backtick_in_info(fence: re.Match[str]) -> bool:
-    # CommonMark: a backtick fence's info string may not contain a backtick.
-    return fence.group(1)[0] == "`" and "`" in fence.group(2)

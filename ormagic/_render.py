@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from ._blocks import split_blocks
 from ._events import (
     Event,
     Finished,
@@ -34,7 +35,7 @@ from ._events import (
     Usage,
 )
 from ._format import format_count, format_seconds
-from ._markdown import escape_text, neutralise_markdown, render_html, split_blocks
+from ._markdown import escape_text, neutralise_markdown, render_html
 
 __all__ = [
     "FinalSummary",

@@ -21,6 +21,8 @@ LOWER_MODULES = [
     "ormagic._format",
     "ormagic._apierrors",
     "ormagic._markdown",
+    "ormagic._blocks",
+    "ormagic._texmath",
     "ormagic._interpolate",
     "ormagic._context",
     "ormagic._snapshot",
