@@ -16,15 +16,12 @@ as ``text/html`` + ``text/markdown`` + ``text/plain``, and a footer line.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from ._blocks import split_blocks
 from ._events import (
     Event,
     Finished,
@@ -34,128 +31,30 @@ from ._events import (
     TextDelta,
     Usage,
 )
-from ._format import format_count, format_seconds
+from ._live import (
+    Clock,
+    JupyterPublisher,
+    LiveBlocks,
+    Pacer,
+    Publisher,
+    answer_split,
+    pre_html,
+    reasoning_split,
+)
 from ._markdown import escape_text, neutralise_markdown, render_html
+from ._reasoning import ReasoningPanel, reasoning_title
 
 __all__ = [
     "FinalSummary",
-    "JupyterPublisher",
     "NotebookView",
-    "Pacer",
-    "Publisher",
     "TerminalView",
     "View",
-    "reasoning_title",
+    "answer_bundle",
+    "footer_bundle",
+    "plain_bundle",
 ]
 
-Bundle = Mapping[str, Any]
-Clock = Callable[[], float]
-
-# A piece of finished answer becomes its own output only when it is at least this large
-# and at least this share of what is already committed: this bounds the number of live
-# outputs (JupyterLab hides a cell's outputs beyond 50) to a few dozen for any length.
-_MIN_PIECE_CHARS = 400
-_MIN_PIECE_SHARE = 0.15
-# An open code fence longer than this is cut at a line end and re-opened, so a redraw never
-# re-sends more than about this much (the fence is merged again in the final output).
-_MAX_OPEN_FENCE_CHARS = 1500
-_REASONING_CHUNK_CHARS = 1500
-_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})([^\n]*)\n")
-
-_PRE_STYLE = "white-space:pre-wrap;margin:0;font-size:0.9em;line-height:1.35"
 _FOOTER_STYLE = "color:#888;font-size:0.85em;margin-top:0.4em"
-
-
-class Publisher(Protocol):
-    """The display operations the notebook view needs (IPython's, or a recorder in tests)."""
-
-    def display(
-        self,
-        bundle: Bundle,
-        *,
-        display_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None: ...
-
-    def display_widget(self, widget: Any) -> None: ...
-
-    def update(self, bundle: Bundle, *, display_id: str) -> None: ...
-
-    def clear(self) -> None: ...
-
-
-class JupyterPublisher:
-    """:class:`Publisher` backed by ``IPython.display``."""
-
-    def display(
-        self,
-        bundle: Bundle,
-        *,
-        display_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        from IPython.display import display
-
-        display(dict(bundle), raw=True, display_id=display_id, metadata=dict(metadata or {}))
-
-    def display_widget(self, widget: Any) -> None:
-        from IPython.display import display
-
-        display(widget)
-
-    def update(self, bundle: Bundle, *, display_id: str) -> None:
-        from IPython.display import update_display
-
-        update_display(dict(bundle), raw=True, display_id=display_id)
-
-    def clear(self) -> None:
-        from IPython.display import clear_output
-
-        clear_output(wait=True)
-
-
-class Pacer:
-    """Decides when a redraw is due.
-
-    The first draw is immediate. After that the interval between redraws grows with the
-    size of what a redraw re-sends, so that re-sent characters per second stay within
-    ``traffic_factor`` times the rate at which the answer arrives, clamped between
-    ``min_interval`` (at most 10 redraws a second) and ``max_interval``.
-    """
-
-    def __init__(
-        self,
-        clock: Clock,
-        *,
-        min_interval: float = 0.1,
-        max_interval: float = 1.5,
-        traffic_factor: float = 3.0,
-    ) -> None:
-        self._clock = clock
-        self.min_interval = min_interval
-        self.max_interval = max_interval
-        self.traffic_factor = traffic_factor
-        self._start = clock()
-        self._received = 0
-        self._last: float | None = None
-
-    def received(self, chars: int) -> None:
-        """Count characters that arrived."""
-        self._received += chars
-
-    def due(self, resend_chars: int) -> bool:
-        """True when a redraw that re-sends ``resend_chars`` characters may happen now."""
-        now = self._clock()
-        if self._last is None:
-            return True
-        rate = self._received / max(now - self._start, 1e-3)
-        wanted = resend_chars / max(self.traffic_factor * rate, 1.0)
-        interval = min(max(wanted, self.min_interval), self.max_interval)
-        return now - self._last >= interval
-
-    def drew(self) -> None:
-        """Record that a redraw happened now."""
-        self._last = self._clock()
 
 
 @dataclass
@@ -166,170 +65,6 @@ class FinalSummary:
     status: str | None = None  # e.g. "Interrupted: …" or an error line, shown under the answer
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reasoning_tokens: int | None = None
-
-
-def reasoning_title(seconds: float | None, tokens: int | None) -> str:
-    """``"Thought for 4.2 s · 312 tokens"`` (parts omitted when unknown)."""
-    if seconds is None:
-        return "Thinking…"
-    title = f"Thought for {format_seconds(seconds)}"
-    if tokens:
-        title += f" · {format_count(tokens)} tokens"
-    return title
-
-
-def _pre(text: str) -> str:
-    return f'<pre style="{_PRE_STYLE}">{escape_text(text)}</pre>'
-
-
-def _split_open_fence(tail: str) -> tuple[str, str]:
-    """Cut an over-long open code fence at a line end: (closed piece, re-opened rest)."""
-    match = _FENCE_OPEN.match(tail)
-    if match is None or len(tail) <= _MAX_OPEN_FENCE_CHARS:
-        return "", tail
-    cut = tail.rfind("\n", match.end(), len(tail))
-    if cut <= match.end():
-        return "", tail
-    indent, fence, _info = match.groups()
-    body = tail[: cut + 1]
-    if len(body) - match.end() < _MAX_OPEN_FENCE_CHARS // 2:
-        return "", tail
-    return body + indent + fence + "\n", match.group(0) + tail[cut + 1 :]
-
-
-class _LiveBlocks:
-    """Text that streams into a run of outputs: finished pieces stay, the open one is redrawn."""
-
-    def __init__(
-        self,
-        publisher: Publisher,
-        render: Callable[[str], str],
-        split: Callable[[str], tuple[str, str]],
-    ) -> None:
-        self._publisher = publisher
-        self._render = render
-        self._split = split
-        self._open = ""
-        self._committed_chars = 0
-        self._display_id: str | None = None
-        self._dirty = False
-        self.outputs = 0
-
-    @property
-    def pending(self) -> int:
-        """Characters a redraw would re-send: 0 when nothing changed since the last one."""
-        return len(self._open) if self._dirty else 0
-
-    def append(self, text: str) -> None:
-        self._open += text
-        self._dirty = True
-
-    def redraw(self) -> None:
-        self._dirty = False
-        head, tail = self._split(self._open)
-        if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
-            self._show(head)
-            self._display_id = None
-            self._committed_chars += len(head)
-            self._open = tail
-        if self._open:
-            self._show(self._open)
-
-    def _show(self, text: str) -> None:
-        bundle = {"text/html": self._render(text)}
-        if self._display_id is None:
-            self._display_id = uuid.uuid4().hex
-            self._publisher.display(bundle, display_id=self._display_id)
-            self.outputs += 1
-        else:
-            self._publisher.update(bundle, display_id=self._display_id)
-
-
-def _answer_split(text: str) -> tuple[str, str]:
-    head, tail = split_blocks(text)
-    if head:
-        return head, tail
-    return _split_open_fence(tail)
-
-
-def _reasoning_split(text: str) -> tuple[str, str]:
-    if len(text) < _REASONING_CHUNK_CHARS:
-        return "", text
-    cut = text.rfind("\n\n", 0, len(text) - 1)
-    if cut < _REASONING_CHUNK_CHARS // 2:
-        cut = text.rfind("\n", 0, len(text) - 1)
-    if cut <= 0:
-        return "", text
-    return text[: cut + 1], text[cut + 1 :]
-
-
-class _WidgetPublisher:
-    """A :class:`Publisher` whose outputs are HTML widgets appended to a VBox."""
-
-    def __init__(self, box: Any, html_factory: Callable[[str], Any]) -> None:
-        self._box = box
-        self._make = html_factory
-        self._widgets: dict[str, Any] = {}
-
-    def display(
-        self,
-        bundle: Bundle,
-        *,
-        display_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        widget = self._make(bundle["text/html"])
-        self._widgets[display_id or uuid.uuid4().hex] = widget
-        self._box.children = (*self._box.children, widget)
-
-    def display_widget(self, widget: Any) -> None:  # pragma: no cover - not used for a box
-        raise NotImplementedError
-
-    def update(self, bundle: Bundle, *, display_id: str) -> None:
-        self._widgets[display_id].value = bundle["text/html"]
-
-    def clear(self) -> None:  # pragma: no cover - not used for a box
-        raise NotImplementedError
-
-    def close(self) -> None:
-        for widget in self._widgets.values():
-            widget.close()
-
-
-class _ReasoningPanel:
-    """The collapsible reasoning widget: open while thinking, collapsed once answering."""
-
-    def __init__(self, widgets: Any, publisher: Publisher, clock: Clock) -> None:
-        self._clock = clock
-        self._box = widgets.VBox(children=())
-        self._accordion = widgets.Accordion(
-            children=[self._box], titles=("Thinking…",), selected_index=0
-        )
-        self._inner = _WidgetPublisher(self._box, lambda value: widgets.HTML(value=value))
-        self.blocks = _LiveBlocks(self._inner, _pre, _reasoning_split)
-        self.started = clock()
-        self.ended: float | None = None
-        publisher.display_widget(self._accordion)
-
-    def collapse(self, tokens: int | None = None) -> None:
-        if self.ended is None:
-            self.ended = self._clock()
-        with self._accordion.hold_sync():
-            self._accordion.titles = (reasoning_title(self.ended - self.started, tokens),)
-            self._accordion.selected_index = None
-
-    @property
-    def title(self) -> str:
-        return str(self._accordion.titles[0])
-
-    @property
-    def accordion(self) -> Any:
-        return self._accordion
-
-    def close(self) -> None:
-        self._inner.close()
-        self._box.close()
-        self._accordion.close()
 
 
 class View(Protocol):
@@ -362,12 +97,12 @@ class NotebookView:
         self._widgets = widgets
         self._pacer = pacer or Pacer(clock)
         self._plain = plain
-        self._answer = _LiveBlocks(
+        self._answer = LiveBlocks(
             self._publisher,
-            _pre if plain else render_html,
-            _reasoning_split if plain else _answer_split,
+            pre_html if plain else render_html,
+            reasoning_split if plain else answer_split,
         )
-        self._panel: _ReasoningPanel | None = None
+        self._panel: ReasoningPanel | None = None
         self._answer_parts: list[str] = []
         self._reasoning_parts: list[str] = []
         self._encrypted = 0
@@ -434,7 +169,7 @@ class NotebookView:
             return
         self._started = True
         if self._panel is None:
-            self._panel = _ReasoningPanel(self._require_widgets(), self._publisher, self._clock)
+            self._panel = ReasoningPanel(self._require_widgets(), self._publisher, self._clock)
         self._panel.blocks.append(text)
         self._pacer.received(len(text))
         self._tick()
@@ -499,7 +234,7 @@ class NotebookView:
                 "not readable, kept in the conversation]"
             )
             text = f"{text}\n\n{note}" if text else note
-        html = f"<details><summary>{escape_text(title)}</summary>{_pre(text)}</details>"
+        html = f"<details><summary>{escape_text(title)}</summary>{pre_html(text)}</details>"
         return {"text/html": html, "text/plain": f"[{title}]"}
 
 
@@ -514,7 +249,7 @@ def answer_bundle(answer: str) -> dict[str, str]:
 
 def plain_bundle(answer: str) -> dict[str, str]:
     """The final answer shown as plain text (``--format text``)."""
-    return {"text/html": _pre(answer), "text/plain": answer}
+    return {"text/html": pre_html(answer), "text/plain": answer}
 
 
 def footer_bundle(footer: str, status: str | None) -> dict[str, str]:

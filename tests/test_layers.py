@@ -31,6 +31,8 @@ LOWER_MODULES = [
     "ormagic._models",
     "ormagic._usage",
     "ormagic._export",
+    "ormagic._live",
+    "ormagic._reasoning",
     "ormagic._render",
     "ormagic._turn",
     "ormagic._session",

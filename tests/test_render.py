@@ -18,8 +18,10 @@ from ormagic._events import (
     TextDelta,
     Usage,
 )
+from ormagic._live import Pacer
 from ormagic._markdown import render_html
-from ormagic._render import FinalSummary, NotebookView, Pacer, TerminalView, reasoning_title
+from ormagic._reasoning import reasoning_title
+from ormagic._render import FinalSummary, NotebookView, TerminalView
 
 
 class Clock:

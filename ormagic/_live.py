@@ -1,0 +1,223 @@
+"""The live part of a notebook view: outputs that stream, paced redraws.
+
+A :class:`LiveBlocks` shows streaming text as a run of outputs: finished Markdown blocks are
+sent once as outputs of their own and only the open block is redrawn, so what a redraw
+re-sends does not grow with the answer. A :class:`Pacer` decides when a redraw is due.
+Jupyter is reached only through a :class:`Publisher` (display, update, clear), handed in.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from ._blocks import split_blocks
+from ._markdown import escape_text
+
+__all__ = [
+    "Bundle",
+    "Clock",
+    "JupyterPublisher",
+    "LiveBlocks",
+    "Pacer",
+    "Publisher",
+    "answer_split",
+    "pre_html",
+    "reasoning_split",
+]
+
+Bundle = Mapping[str, Any]
+Clock = Callable[[], float]
+
+# A piece of finished answer becomes its own output only when it is at least this large
+# and at least this share of what is already committed: this bounds the number of live
+# outputs (JupyterLab hides a cell's outputs beyond 50) to a few dozen for any length.
+_MIN_PIECE_CHARS = 400
+_MIN_PIECE_SHARE = 0.15
+# An open code fence longer than this is cut at a line end and re-opened, so a redraw never
+# re-sends more than about this much (the fence is merged again in the final output).
+_MAX_OPEN_FENCE_CHARS = 1500
+_REASONING_CHUNK_CHARS = 1500
+_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})([^\n]*)\n")
+
+_PRE_STYLE = "white-space:pre-wrap;margin:0;font-size:0.9em;line-height:1.35"
+
+
+class Publisher(Protocol):
+    """The display operations the notebook view needs (IPython's, or a recorder in tests)."""
+
+    def display(
+        self,
+        bundle: Bundle,
+        *,
+        display_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def display_widget(self, widget: Any) -> None: ...
+
+    def update(self, bundle: Bundle, *, display_id: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class JupyterPublisher:
+    """:class:`Publisher` backed by ``IPython.display``."""
+
+    def display(
+        self,
+        bundle: Bundle,
+        *,
+        display_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        from IPython.display import display
+
+        display(dict(bundle), raw=True, display_id=display_id, metadata=dict(metadata or {}))
+
+    def display_widget(self, widget: Any) -> None:
+        from IPython.display import display
+
+        display(widget)
+
+    def update(self, bundle: Bundle, *, display_id: str) -> None:
+        from IPython.display import update_display
+
+        update_display(dict(bundle), raw=True, display_id=display_id)
+
+    def clear(self) -> None:
+        from IPython.display import clear_output
+
+        clear_output(wait=True)
+
+
+class Pacer:
+    """Decides when a redraw is due.
+
+    The first draw is immediate. After that the interval between redraws grows with the
+    size of what a redraw re-sends, so that re-sent characters per second stay within
+    ``traffic_factor`` times the rate at which the answer arrives, clamped between
+    ``min_interval`` (at most 10 redraws a second) and ``max_interval``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        min_interval: float = 0.1,
+        max_interval: float = 1.5,
+        traffic_factor: float = 3.0,
+    ) -> None:
+        self._clock = clock
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.traffic_factor = traffic_factor
+        self._start = clock()
+        self._received = 0
+        self._last: float | None = None
+
+    def received(self, chars: int) -> None:
+        """Count characters that arrived."""
+        self._received += chars
+
+    def due(self, resend_chars: int) -> bool:
+        """True when a redraw that re-sends ``resend_chars`` characters may happen now."""
+        now = self._clock()
+        if self._last is None:
+            return True
+        rate = self._received / max(now - self._start, 1e-3)
+        wanted = resend_chars / max(self.traffic_factor * rate, 1.0)
+        interval = min(max(wanted, self.min_interval), self.max_interval)
+        return now - self._last >= interval
+
+    def drew(self) -> None:
+        """Record that a redraw happened now."""
+        self._last = self._clock()
+
+
+def pre_html(text: str) -> str:
+    """Plain text as an escaped, wrapping ``<pre>`` block."""
+    return f'<pre style="{_PRE_STYLE}">{escape_text(text)}</pre>'
+
+
+def _split_open_fence(tail: str) -> tuple[str, str]:
+    """Cut an over-long open code fence at a line end: (closed piece, re-opened rest)."""
+    match = _FENCE_OPEN.match(tail)
+    if match is None or len(tail) <= _MAX_OPEN_FENCE_CHARS:
+        return "", tail
+    cut = tail.rfind("\n", match.end(), len(tail))
+    if cut <= match.end():
+        return "", tail
+    indent, fence, _info = match.groups()
+    body = tail[: cut + 1]
+    if len(body) - match.end() < _MAX_OPEN_FENCE_CHARS // 2:
+        return "", tail
+    return body + indent + fence + "\n", match.group(0) + tail[cut + 1 :]
+
+
+class LiveBlocks:
+    """Text that streams into a run of outputs: finished pieces stay, the open one is redrawn."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        render: Callable[[str], str],
+        split: Callable[[str], tuple[str, str]],
+    ) -> None:
+        self._publisher = publisher
+        self._render = render
+        self._split = split
+        self._open = ""
+        self._committed_chars = 0
+        self._display_id: str | None = None
+        self._dirty = False
+        self.outputs = 0
+
+    @property
+    def pending(self) -> int:
+        """Characters a redraw would re-send: 0 when nothing changed since the last one."""
+        return len(self._open) if self._dirty else 0
+
+    def append(self, text: str) -> None:
+        self._open += text
+        self._dirty = True
+
+    def redraw(self) -> None:
+        self._dirty = False
+        head, tail = self._split(self._open)
+        if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
+            self._show(head)
+            self._display_id = None
+            self._committed_chars += len(head)
+            self._open = tail
+        if self._open:
+            self._show(self._open)
+
+    def _show(self, text: str) -> None:
+        bundle = {"text/html": self._render(text)}
+        if self._display_id is None:
+            self._display_id = uuid.uuid4().hex
+            self._publisher.display(bundle, display_id=self._display_id)
+            self.outputs += 1
+        else:
+            self._publisher.update(bundle, display_id=self._display_id)
+
+
+def answer_split(text: str) -> tuple[str, str]:
+    head, tail = split_blocks(text)
+    if head:
+        return head, tail
+    return _split_open_fence(tail)
+
+
+def reasoning_split(text: str) -> tuple[str, str]:
+    if len(text) < _REASONING_CHUNK_CHARS:
+        return "", text
+    cut = text.rfind("\n\n", 0, len(text) - 1)
+    if cut < _REASONING_CHUNK_CHARS // 2:
+        cut = text.rfind("\n", 0, len(text) - 1)
+    if cut <= 0:
+        return "", text
+    return text[: cut + 1], text[cut + 1 :]

@@ -1,0 +1,97 @@
+"""The reasoning panel: an ipywidgets Accordion that streams while the model thinks.
+
+Open while thinking, collapsed once the answer begins, titled with how long the model
+thought and how many reasoning tokens it used. Reasoning is untrusted text: it is escaped
+into ``<pre>`` blocks, each an HTML widget appended to a VBox (a redraw re-sends only the
+open block, as for the answer).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._format import format_count, format_seconds
+from ._live import Bundle, Clock, LiveBlocks, Publisher, pre_html, reasoning_split
+
+__all__ = ["ReasoningPanel", "reasoning_title"]
+
+
+def reasoning_title(seconds: float | None, tokens: int | None) -> str:
+    """``"Thought for 4.2 s · 312 tokens"`` (parts omitted when unknown)."""
+    if seconds is None:
+        return "Thinking…"
+    title = f"Thought for {format_seconds(seconds)}"
+    if tokens:
+        title += f" · {format_count(tokens)} tokens"
+    return title
+
+
+class _WidgetPublisher:
+    """A :class:`Publisher` whose outputs are HTML widgets appended to a VBox."""
+
+    def __init__(self, box: Any, html_factory: Callable[[str], Any]) -> None:
+        self._box = box
+        self._make = html_factory
+        self._widgets: dict[str, Any] = {}
+
+    def display(
+        self,
+        bundle: Bundle,
+        *,
+        display_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        widget = self._make(bundle["text/html"])
+        self._widgets[display_id or uuid.uuid4().hex] = widget
+        self._box.children = (*self._box.children, widget)
+
+    def display_widget(self, widget: Any) -> None:  # pragma: no cover - not used for a box
+        raise NotImplementedError
+
+    def update(self, bundle: Bundle, *, display_id: str) -> None:
+        self._widgets[display_id].value = bundle["text/html"]
+
+    def clear(self) -> None:  # pragma: no cover - not used for a box
+        raise NotImplementedError
+
+    def close(self) -> None:
+        for widget in self._widgets.values():
+            widget.close()
+
+
+class ReasoningPanel:
+    """The collapsible reasoning widget: open while thinking, collapsed once answering."""
+
+    def __init__(self, widgets: Any, publisher: Publisher, clock: Clock) -> None:
+        self._clock = clock
+        self._box = widgets.VBox(children=())
+        self._accordion = widgets.Accordion(
+            children=[self._box], titles=("Thinking…",), selected_index=0
+        )
+        self._inner = _WidgetPublisher(self._box, lambda value: widgets.HTML(value=value))
+        self.blocks = LiveBlocks(self._inner, pre_html, reasoning_split)
+        self.started = clock()
+        self.ended: float | None = None
+        publisher.display_widget(self._accordion)
+
+    def collapse(self, tokens: int | None = None) -> None:
+        if self.ended is None:
+            self.ended = self._clock()
+        with self._accordion.hold_sync():
+            self._accordion.titles = (reasoning_title(self.ended - self.started, tokens),)
+            self._accordion.selected_index = None
+
+    @property
+    def title(self) -> str:
+        return str(self._accordion.titles[0])
+
+    @property
+    def accordion(self) -> Any:
+        return self._accordion
+
+    def close(self) -> None:
+        self._inner.close()
+        self._box.close()
+        self._accordion.close()
