@@ -42,7 +42,12 @@ _MAX_OPEN_FENCE_CHARS = 1500
 _REASONING_CHUNK_CHARS = 1500
 _FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})([^\n]*)\n")
 
-_PRE_STYLE = "white-space:pre-wrap;margin:0;font-size:0.9em;line-height:1.35"
+# word-break: JupyterLab's output <pre> breaks words anywhere (measured); prose wraps at
+# spaces, and only an overlong word is broken.
+_PRE_STYLE = (
+    "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:0;"
+    "font-size:0.9em;line-height:1.35"
+)
 
 
 class Publisher(Protocol):
@@ -196,7 +201,9 @@ class LiveBlocks:
             self._show(self._open)
 
     def _show(self, text: str) -> None:
-        bundle = {"text/html": self._render(text)}
+        # one <div> per piece: JupyterLab trims an output's last margin, which made the gap
+        # between two live pieces smaller than between two paragraphs
+        bundle = {"text/html": f"<div>{self._render(text)}</div>"}
         if self._display_id is None:
             self._display_id = uuid.uuid4().hex
             self._publisher.display(bundle, display_id=self._display_id)

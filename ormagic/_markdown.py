@@ -222,17 +222,35 @@ def _render_fence(self: Any, tokens: Sequence[Token], idx: int, options: Any, en
     return _code_html(token.content, info.split(maxsplit=1)[0] if info else "")
 
 
+def _render_code_block(
+    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any
+) -> str:
+    return _code_html(tokens[idx].content, "")
+
+
+# JupyterLab styles every nested <pre> with the theme's background and no padding, and
+# breaks long lines anywhere; our own inline styles win over its stylesheet. Highlighted
+# code gets a light box of its own because pygments' colours are made for a light
+# background (measured in JupyterLab's dark theme: blue names on #111 were unreadable).
+_CODE_BOX = (
+    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
+    "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
+)
+_LIGHT_BOX = f"{_CODE_BOX};background:#f6f8fa;color:#1f2328"
+
+
 def _code_html(code: str, language: str) -> str:
     lexer = _lexer(language) if language else None
     if lexer is None:
         # No guessing: pygments' guess_lexer is slow and often wrong on short snippets.
         attrs = f' class="language-{escapeHtml(language)}"' if language else ""
-        return f"<pre><code{attrs}>{escapeHtml(code)}</code></pre>\n"
+        return f'<pre style="{_CODE_BOX}"><code{attrs}>{escapeHtml(code)}</code></pre>\n'
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
 
     # Inline styles (noclasses) so no stylesheet is needed in the notebook.
-    return str(highlight(code, lexer, HtmlFormatter(noclasses=True, nowrap=False)))
+    spans = str(highlight(code, lexer, HtmlFormatter(noclasses=True, nowrap=True)))
+    return f'<pre style="{_LIGHT_BOX}"><code>{spans}</code></pre>\n'
 
 
 @lru_cache(maxsize=128)
@@ -256,6 +274,7 @@ _RENDER_RULES = {
     "math_inline_double": _render_math_inline,
     "math_block": _render_math_block,
     "fence": _render_fence,
+    "code_block": _render_code_block,
 }
 
 

@@ -64,7 +64,9 @@ class _WidgetPublisher:
 class ReasoningPanel:
     """The collapsible reasoning widget: open while thinking, collapsed once answering."""
 
-    def __init__(self, widgets: Any, publisher: Publisher, clock: Clock) -> None:
+    def __init__(
+        self, widgets: Any, publisher: Publisher, clock: Clock, started: float | None = None
+    ) -> None:
         self._clock = clock
         self._box = widgets.VBox(children=())
         self._accordion = widgets.Accordion(
@@ -72,7 +74,8 @@ class ReasoningPanel:
         )
         self._inner = _WidgetPublisher(self._box, lambda value: widgets.HTML(value=value))
         self.blocks = LiveBlocks(self._inner, pre_html, reasoning_split)
-        self.started = clock()
+        # the first reasoning delta's time, so the live title and the final one agree
+        self.started = clock() if started is None else started
         self.ended: float | None = None
         publisher.display_widget(self._accordion)
 

@@ -169,7 +169,9 @@ class NotebookView:
             return
         self._started = True
         if self._panel is None:
-            self._panel = ReasoningPanel(self._require_widgets(), self._publisher, self._clock)
+            self._panel = ReasoningPanel(
+                self._require_widgets(), self._publisher, self._clock, self._reasoning_started
+            )
         self._panel.blocks.append(text)
         self._pacer.received(len(text))
         self._tick()

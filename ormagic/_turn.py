@@ -84,8 +84,7 @@ class TurnOutcome:
             usage=self.usage,
             cost=self.cost,
             seconds=self.elapsed,
-            interrupted=self.interrupted,
-        )
+        )  # an interruption is said once, in the status line above the footer
         return FinalSummary(
             footer=footer,
             status=self.status_line(),

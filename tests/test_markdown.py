@@ -181,29 +181,37 @@ def test_table_and_strikethrough() -> None:
     )
 
 
+BOX = (
+    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
+    "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
+)
+LIGHT_BOX = f"{BOX};background:#f6f8fa;color:#1f2328"
+
+
 def test_python_fence_is_highlighted_with_inline_styles() -> None:
     assert render_html("```python\nx = 1 < 2\n```\n") == (
-        '<div class="highlight" style="background: #f8f8f8">'
-        '<pre style="line-height: 125%;"><span></span>x '
+        f'<pre style="{LIGHT_BOX}"><code>x '
         '<span style="color: #666">=</span> <span style="color: #666">1</span> '
         '<span style="color: #666">&lt;</span> <span style="color: #666">2</span>\n'
-        "</pre></div>\n"
+        "</code></pre>\n"
     )
 
 
 def test_unknown_or_missing_language_is_escaped_not_guessed() -> None:
     assert render_html("```nosuchlang\na < b\n```\n") == (
-        '<pre><code class="language-nosuchlang">a &lt; b\n</code></pre>\n'
+        f'<pre style="{BOX}"><code class="language-nosuchlang">a &lt; b\n</code></pre>\n'
     )
-    assert render_html("```\ndef f(): pass\n```\n") == ("<pre><code>def f(): pass\n</code></pre>\n")
+    assert render_html("```\ndef f(): pass\n```\n") == (
+        f'<pre style="{BOX}"><code>def f(): pass\n</code></pre>\n'
+    )
     assert render_html("    <b>indented</b>\n") == (
-        "<pre><code>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n"
+        f'<pre style="{BOX}"><code>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n'
     )
 
 
 def test_language_name_is_escaped() -> None:
     assert render_html('```nope" onclick="x\nq\n```\n') == (
-        '<pre><code class="language-nope&quot;">q\n</code></pre>\n'
+        f'<pre style="{BOX}"><code class="language-nope&quot;">q\n</code></pre>\n'
     )
 
 

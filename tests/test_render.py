@@ -165,8 +165,9 @@ def test_reasoning_widget_streams_then_collapses_with_title() -> None:
     box = accordion.children[0]
     values = [child.value for child in box.children]
     assert values == [
-        '<pre style="white-space:pre-wrap;margin:0;font-size:0.9em;line-height:1.35">'
-        "Let me think about &lt;b&gt;this&lt;/b&gt;.</pre>"
+        '<div><pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;'
+        'margin:0;font-size:0.9em;line-height:1.35">'
+        "Let me think about &lt;b&gt;this&lt;/b&gt;.</pre></div>"
     ]
     clock.advance(3.9)
     view.handle(TextDelta("Answer."))
