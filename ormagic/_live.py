@@ -17,6 +17,7 @@ from ._blocks import split_blocks
 from ._markdown import escape_text
 
 __all__ = [
+    "MAX_LIVE_OUTPUTS",
     "Bundle",
     "Clock",
     "JupyterPublisher",
@@ -31,11 +32,14 @@ __all__ = [
 Bundle = Mapping[str, Any]
 Clock = Callable[[], float]
 
-# A piece of finished answer becomes its own output only when it is at least this large
-# and at least this share of what is already committed: this bounds the number of live
-# outputs (JupyterLab hides a cell's outputs beyond 50) to a few dozen for any length.
+# A piece of finished answer becomes its own output once it is at least this large and
+# this share of what is already committed, so the open part (re-sent on each redraw) stays
+# small. JupyterLab hides a cell's outputs beyond 50: at MAX_LIVE_OUTPUTS the live pieces
+# are merged into one output. Pieces grow with the answer, so merges get rarer and all of
+# them together re-send about twice the answer at most.
 _MIN_PIECE_CHARS = 400
-_MIN_PIECE_SHARE = 0.15
+_MIN_PIECE_SHARE = 1 / 40
+MAX_LIVE_OUTPUTS = 40
 # An open code fence longer than this is cut at a line end and re-opened, so a redraw never
 # re-sends more than about this much (the fence is merged again in the final output).
 _MAX_OPEN_FENCE_CHARS = 1500
@@ -112,7 +116,7 @@ class Pacer:
         clock: Clock,
         *,
         min_interval: float = 0.1,
-        max_interval: float = 1.5,
+        max_interval: float = 2.0,
         traffic_factor: float = 3.0,
     ) -> None:
         self._clock = clock
@@ -175,15 +179,18 @@ class LiveBlocks:
         self._render = render
         self._split = split
         self._open = ""
+        self._committed: list[str] = []
         self._committed_chars = 0
         self._display_id: str | None = None
         self._dirty = False
+        # rendered size / text size of the last redraw: the pacer weighs what is sent
+        self._html_ratio = 1.5
         self.outputs = 0
 
     @property
     def pending(self) -> int:
-        """Characters a redraw would re-send: 0 when nothing changed since the last one."""
-        return len(self._open) if self._dirty else 0
+        """Estimated characters of HTML a redraw would send: 0 when nothing changed."""
+        return int(len(self._open) * self._html_ratio) if self._dirty else 0
 
     def append(self, text: str) -> None:
         self._open += text
@@ -195,15 +202,30 @@ class LiveBlocks:
         if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
             self._show(head)
             self._display_id = None
+            self._committed.append(head)
             self._committed_chars += len(head)
             self._open = tail
         if self._open:
             self._show(self._open)
 
+    def merge(self) -> None:
+        """Show everything committed as one output, after the caller cleared the outputs."""
+        self._display_id = None
+        self.outputs = 0
+        if self._committed:
+            self._committed = ["".join(self._committed)]
+            self._show(self._committed[0])
+            self._display_id = None
+        if self._open:
+            self._show(self._open)
+
     def _show(self, text: str) -> None:
+        html = self._render(text)
+        # (+200: the fixed markup of a short piece says little about what text costs)
+        self._html_ratio = max(len(html) / (len(text) + 200), 1.0)
         # one <div> per piece: JupyterLab trims an output's last margin, which made the gap
         # between two live pieces smaller than between two paragraphs
-        bundle = {"text/html": f"<div>{self._render(text)}</div>"}
+        bundle = {"text/html": f"<div>{html}</div>"}
         if self._display_id is None:
             self._display_id = uuid.uuid4().hex
             self._publisher.display(bundle, display_id=self._display_id)

@@ -94,7 +94,7 @@ class _ParseAllLinks(MarkdownIt):
         return True
 
 
-def render_html(text: str) -> str:
+def render_html(text: str, *, highlight: bool = True) -> str:
     """Render untrusted Markdown to a safe HTML fragment.
 
     CommonMark plus tables and strikethrough. Raw HTML is shown as text; links keep their
@@ -102,9 +102,10 @@ def render_html(text: str) -> str:
     ``rel="noopener noreferrer nofollow"``); images become links labelled ``🖼 alt`` so
     nothing is fetched; fenced code with a known language is highlighted by pygments
     with inline styles; ``$...$``, ``$$...$$``, ``\\(...\\)`` and ``\\[...\\]`` reach the
-    browser as TeX with their delimiters for MathJax.
+    browser as TeX with their delimiters for MathJax. ``highlight=False`` leaves code
+    uncoloured: the live view uses it, since inline styles make code four times larger.
     """
-    return str(_parser().render(text, {}))
+    return str(_parser().render(text, {"highlight": highlight}))
 
 
 @lru_cache(maxsize=1)
@@ -219,19 +220,19 @@ def _math_source(token: Token) -> str:
 def _render_fence(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
     info = unescapeAll(token.info).strip()
-    return _code_html(token.content, info.split(maxsplit=1)[0] if info else "")
+    language = info.split(maxsplit=1)[0] if info else ""
+    return _code_html(token.content, language, highlight=env.get("highlight", True))
 
 
-def _render_code_block(
-    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any
-) -> str:
+def _render_code_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     return _code_html(tokens[idx].content, "")
 
 
 # JupyterLab styles every nested <pre> with the theme's background and no padding, and
 # breaks long lines anywhere; our own inline styles win over its stylesheet. Highlighted
 # code gets a light box of its own because pygments' colours are made for a light
-# background (measured in JupyterLab's dark theme: blue names on #111 were unreadable).
+# background (measured in JupyterLab's dark theme: blue names on #111 were unreadable);
+# plain code gets the same box, so live (uncoloured) and final code look alike.
 _CODE_BOX = (
     "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
     "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
@@ -239,17 +240,17 @@ _CODE_BOX = (
 _LIGHT_BOX = f"{_CODE_BOX};background:#f6f8fa;color:#1f2328"
 
 
-def _code_html(code: str, language: str) -> str:
-    lexer = _lexer(language) if language else None
+def _code_html(code: str, language: str, *, highlight: bool = True) -> str:
+    lexer = _lexer(language) if language and highlight else None
     if lexer is None:
         # No guessing: pygments' guess_lexer is slow and often wrong on short snippets.
         attrs = f' class="language-{escapeHtml(language)}"' if language else ""
-        return f'<pre style="{_CODE_BOX}"><code{attrs}>{escapeHtml(code)}</code></pre>\n'
-    from pygments import highlight
+        return f'<pre style="{_LIGHT_BOX}"><code{attrs}>{escapeHtml(code)}</code></pre>\n'
+    from pygments import highlight as pygmentize
     from pygments.formatters import HtmlFormatter
 
     # Inline styles (noclasses) so no stylesheet is needed in the notebook.
-    spans = str(highlight(code, lexer, HtmlFormatter(noclasses=True, nowrap=True)))
+    spans = str(pygmentize(code, lexer, HtmlFormatter(noclasses=True, nowrap=True)))
     return f'<pre style="{_LIGHT_BOX}"><code>{spans}</code></pre>\n'
 
 

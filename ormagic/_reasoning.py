@@ -58,7 +58,7 @@ class _WidgetPublisher:
 
     def close(self) -> None:
         for widget in self._widgets.values():
-            widget.close()
+            close_widget(widget)
 
 
 class ReasoningPanel:
@@ -77,13 +77,19 @@ class ReasoningPanel:
         # the first reasoning delta's time, so the live title and the final one agree
         self.started = clock() if started is None else started
         self.ended: float | None = None
+        self._tokens: int | None = None
         publisher.display_widget(self._accordion)
 
     def collapse(self, tokens: int | None = None) -> None:
+        """Collapse, titled with the thinking time (and reasoning tokens once known)."""
         if self.ended is None:
             self.ended = self._clock()
+        self._tokens = tokens if tokens is not None else self._tokens
+        title = (reasoning_title(self.ended - self.started, self._tokens),)
+        if self._accordion.titles == title and self._accordion.selected_index is None:
+            return  # nothing changed: send nothing
         with self._accordion.hold_sync():
-            self._accordion.titles = (reasoning_title(self.ended - self.started, tokens),)
+            self._accordion.titles = title
             self._accordion.selected_index = None
 
     @property
@@ -96,5 +102,14 @@ class ReasoningPanel:
 
     def close(self) -> None:
         self._inner.close()
-        self._box.close()
-        self._accordion.close()
+        close_widget(self._box)
+        close_widget(self._accordion)
+
+
+def close_widget(widget: Any) -> None:
+    """Close a widget and the layout/style models it created (else they stay open)."""
+    for part in ("layout", "style"):
+        sub = getattr(widget, part, None)
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    widget.close()

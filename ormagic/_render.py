@@ -32,6 +32,7 @@ from ._events import (
     Usage,
 )
 from ._live import (
+    MAX_LIVE_OUTPUTS,
     Clock,
     JupyterPublisher,
     LiveBlocks,
@@ -99,7 +100,7 @@ class NotebookView:
         self._plain = plain
         self._answer = LiveBlocks(
             self._publisher,
-            pre_html if plain else render_html,
+            pre_html if plain else _render_live,
             reasoning_split if plain else answer_split,
         )
         self._panel: ReasoningPanel | None = None
@@ -110,6 +111,7 @@ class NotebookView:
         self._reasoning_seconds: float | None = None
         self._started = False
         self.redraws = 0
+        self.merges = 0
 
     @property
     def started(self) -> bool:
@@ -201,6 +203,16 @@ class NotebookView:
         live.redraw()
         self._pacer.drew()
         self.redraws += 1
+        if self._answer.outputs >= MAX_LIVE_OUTPUTS:
+            self._merge_outputs()
+
+    def _merge_outputs(self) -> None:
+        """Too many live outputs: start again with the reasoning panel and one answer output."""
+        self._publisher.clear()
+        if self._panel is not None:
+            self._publisher.display_widget(self._panel.accordion)
+        self._answer.merge()
+        self.merges += 1
 
     def _flush(self) -> None:
         if self._answer.pending:
@@ -238,6 +250,12 @@ class NotebookView:
             text = f"{text}\n\n{note}" if text else note
         html = f"<details><summary>{escape_text(title)}</summary>{pre_html(text)}</details>"
         return {"text/html": html, "text/plain": f"[{title}]"}
+
+
+def _render_live(text: str) -> str:
+    # live redraws skip syntax colouring: inline styles make code four times larger, and
+    # the open block is re-sent on every redraw; the final output is coloured
+    return render_html(text, highlight=False)
 
 
 def answer_bundle(answer: str) -> dict[str, str]:

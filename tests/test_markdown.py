@@ -199,19 +199,19 @@ def test_python_fence_is_highlighted_with_inline_styles() -> None:
 
 def test_unknown_or_missing_language_is_escaped_not_guessed() -> None:
     assert render_html("```nosuchlang\na < b\n```\n") == (
-        f'<pre style="{BOX}"><code class="language-nosuchlang">a &lt; b\n</code></pre>\n'
+        f'<pre style="{LIGHT_BOX}"><code class="language-nosuchlang">a &lt; b\n</code></pre>\n'
     )
     assert render_html("```\ndef f(): pass\n```\n") == (
-        f'<pre style="{BOX}"><code>def f(): pass\n</code></pre>\n'
+        f'<pre style="{LIGHT_BOX}"><code>def f(): pass\n</code></pre>\n'
     )
     assert render_html("    <b>indented</b>\n") == (
-        f'<pre style="{BOX}"><code>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n'
+        f'<pre style="{LIGHT_BOX}"><code>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n'
     )
 
 
 def test_language_name_is_escaped() -> None:
     assert render_html('```nope" onclick="x\nq\n```\n') == (
-        f'<pre style="{BOX}"><code class="language-nope&quot;">q\n</code></pre>\n'
+        f'<pre style="{LIGHT_BOX}"><code class="language-nope&quot;">q\n</code></pre>\n'
     )
 
 
@@ -438,3 +438,9 @@ def test_module_imports_no_ipython_or_widgets() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_live_rendering_can_skip_colouring() -> None:
+    assert render_html("```python\nx = 1 < 2\n```\n", highlight=False) == (
+        f'<pre style="{LIGHT_BOX}"><code class="language-python">x = 1 &lt; 2\n</code></pre>\n'
+    )

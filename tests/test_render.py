@@ -249,9 +249,10 @@ def test_pacer_interval_grows_with_resend_size() -> None:
     pacer.received(200)
     clock.advance(1.0)  # 200 chars/s arriving
     assert pacer.due(60)  # 60 / (3*200) = 0.1 s
-    assert not pacer.due(1200)  # 1200 / 600 = 2 s -> clamped to 1.5 s
-    clock.advance(0.5)
-    assert pacer.due(1200)
+    assert not pacer.due(1200)  # 1200 / 600 = 2 s
+    assert not pacer.due(6000)  # 6000 / 600 = 10 s -> clamped to 2 s
+    clock.advance(1.0)
+    assert pacer.due(6000)
 
 
 def test_terminal_view_prints_plain_text() -> None:
@@ -262,3 +263,43 @@ def test_terminal_view_prints_plain_text() -> None:
     view.handle(Finished())
     view.finish(FinalSummary(footer="m · 1 in / 1 out", status=None))
     assert out.getvalue() == "Thinking…\nhmm\n\n**Hi**\nm · 1 in / 1 out\n"
+
+
+def test_many_blocks_are_merged_below_jupyterlabs_output_limit() -> None:
+    view, rec, clock = make_view()
+    view.handle(ReasoningDelta("Plan."))
+    clock.advance(0.5)
+    paragraphs = [f"Paragraph {i}: " + "words and more words " * 25 for i in range(200)]
+    answer = "\n\n".join(paragraphs) + "\n"
+    for i in range(0, len(answer), 16):
+        clock.advance(0.04)  # 400 chars/s, about 100 tokens/s
+        view.handle(TextDelta(answer[i : i + 16]))
+    view.handle(Finished(reason="stop"))
+    assert view.merges >= 1
+    shown = rec.shown()
+    assert len(shown) + len(rec.widgets) <= 42
+    # after a merge the reasoning panel is shown again, above the answer
+    assert rec.order[0].startswith("widget-")
+    live_text = "".join(html.unescape(o["bundle"]["text/html"]) for o in shown)
+    assert [live_text.count(f"Paragraph {i}:") for i in range(200)] == [1] * 200
+    sent = rec.sent_chars()
+    assert sent < 5 * len(answer), (sent, len(answer))
+
+
+def test_panel_closes_every_widget_it_made_and_keeps_its_token_count() -> None:
+    view, _rec, clock = make_view()
+    view.handle(ReasoningDelta("Thinking " * 400))  # several reasoning blocks
+    clock.advance(2.0)
+    view.handle(ReasoningDelta("more " * 400))
+    clock.advance(2.0)
+    view.handle(TextDelta("Answer."))
+    view.handle(Usage(prompt_tokens=1, completion_tokens=2, reasoning_tokens=300))
+    accordion = view.panel
+    assert accordion.titles == ("Thought for 4.0 s · 300 tokens",)
+    children = list(accordion.children[0].children)
+    made = [accordion, accordion.layout, accordion.children[0], accordion.children[0].layout]
+    for child in children:
+        made += [child, child.layout, child.style]
+    view.handle(Finished())
+    view.finish(FinalSummary(footer="f", reasoning_tokens=300))
+    assert [w.comm for w in made] == [None] * len(made)  # closed widgets drop their comm
