@@ -20,17 +20,25 @@ _magics: Any = None
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%chat`` and ``%chat`` (called by ``%load_ext ormagic``)."""
     global _magics
+    from ._capture import install
     from ._magic import ChatMagics
 
     if _magics is not None and _magics.shell is ipython:
         return  # loading twice keeps the conversations
     _magics = ChatMagics(shell=ipython)
     ipython.register_magics(_magics)
+    # IPython < 9.1 keeps no printed output of cells; None where it does
+    _magics.recorder = install(
+        ipython, format_error=_magics.format_error, shell_writers=_magics.shell_writers()
+    )
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Close the HTTP client (``%unload_ext ormagic``)."""
+    """Close the HTTP client and stop recording output (``%unload_ext ormagic``)."""
     global _magics
+    from ._capture import uninstall
+
+    uninstall(ipython)
     if _magics is not None:
         _magics.session.close()
         _magics = None

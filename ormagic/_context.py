@@ -284,7 +284,10 @@ def _error_cell(cells: Sequence[CellRecord], last_error: str) -> int | None:
     """The newest cell with an error, if that error is the last error."""
     for cell in reversed(cells):
         if cell.error is not None:
-            same = _first_line(cell.error) == _last_line(last_error)
+            # Python 3.12+ (and 3.10 with the exceptiongroup backport) end a formatted
+            # traceback with a hint (". Did you mean: 'sort'?") that IPython's lacks.
+            first, last = _first_line(cell.error), _last_line(last_error)
+            same = last == first or last.startswith(f"{first}. Did you ")
             return cell.execution_count if same else None
     return None
 

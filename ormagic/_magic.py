@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from types import CodeType, FunctionType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -20,6 +21,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, Unicode, validate
 
 from . import _commands
+from ._capture import Recorder
 from ._client import ChatRequest
 from ._context import ContextMode, build_context
 from ._conversation import Conversation
@@ -131,6 +133,8 @@ class ChatMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.session = Session()
+        # set by load_ipython_extension where IPython < 9.1 keeps no printed output
+        self.recorder: Recorder | None = None
 
     @property
     def _ip(self) -> Any:
@@ -266,7 +270,7 @@ class ChatMagics(Magics):
             raise UsageError(str(error)) from None
         # auto: the cells since this conversation's previous %%chat; all / last N: the session
         since = self.session.last_chat_cell.get(name) if mode.kind == "auto" else None
-        snapshot = take_snapshot(self._ip, since=since)
+        snapshot = take_snapshot(self._ip, since=since, recorder=self.recorder)
         return build_context(
             snapshot,
             prompt=prompt,
@@ -431,6 +435,50 @@ class ChatMagics(Magics):
 
     def now(self) -> float:
         return time.monotonic()
+
+    def format_error(self, error: BaseException) -> list[str]:
+        """The traceback lines IPython shows for ``error``, for the recorder (IPython < 9.1).
+
+        The same lines IPython >= 9.1 keeps in ``history_manager.exceptions``
+        (IPython ``InteractiveShell._format_exception_for_storage``).
+        """
+        if type(error) is UsageError:
+            return [f"UsageError: {error}"]
+        render = getattr(error, "_render_traceback_", None)
+        if callable(render):
+            return [str(line) for line in render()]
+        if isinstance(error, SyntaxError):
+            return list(self._ip.SyntaxTB.structured_traceback(type(error), error, []))
+        # tb_offset=1 leaves out IPython's run_code frame, where the error was caught
+        return list(
+            self._ip.InteractiveTB.structured_traceback(
+                type(error), error, error.__traceback__, tb_offset=1
+            )
+        )
+
+    def shell_writers(self) -> frozenset[CodeType]:
+        """The shell's own functions that write to sys.stdout/stderr, for the recorder.
+
+        A terminal or plain IPython < 9.1 prints results (``Out[3]: 7``), ``display()``
+        text, tracebacks and usage errors through ``sys.stdout``/``sys.stderr`` (IPython
+        ``core/displayhook.py``, ``displaypub.py``, ``InteractiveShell._showtraceback``):
+        not what the cell printed, and left out by IPython >= 9.1's own recording too.
+        """
+        owners = (
+            (
+                self._ip.displayhook,
+                ("write_output_prompt", "write_format_data", "finish_displayhook"),
+            ),
+            (self._ip.display_pub, ("publish", "clear_output")),
+            (self._ip, ("_showtraceback", "show_usage_error")),
+        )
+        return frozenset(
+            function.__code__
+            for owner, names in owners
+            for cls in type(owner).__mro__
+            for name in names
+            if isinstance(function := vars(cls).get(name), FunctionType)
+        )
 
 
 def _unquote(value: Any) -> Any:

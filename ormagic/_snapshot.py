@@ -11,9 +11,10 @@ Everything copied out is bounded as it is read (at most the first and last 4,000
 characters of any one output; a 3 MB print is never joined whole) and stripped of ANSI
 escape codes. Rich outputs become a short note (``[image/png WIDTHxHEIGHT]``), never base64.
 
-Older IPython (< 9.1) has no ``history_manager.outputs``: results then come from
-``Out[n]`` (``repr``, bounded afterwards) and printed output is not available at all; per
-cell errors need ``history_manager.exceptions`` too, so there only ``last_error`` is set.
+Older IPython (< 9.1) has no ``history_manager.outputs``: printed output and per cell
+errors then come from the recorder the magic passes (``_capture.Recorder``, which records
+them as they are written) and results from ``Out[n]`` (``repr``, bounded afterwards).
+Without a recorder there is no printed output, and of errors only ``last_error``.
 
 The notebook file, when its path is known (VS Code's ``__vsc_ipynb_file__``, or
 jupyter_server's ``JPY_SESSION_NAME``; docs/jupyter-notes.md "Notebook context"), is read
@@ -34,9 +35,12 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._summaries import elision_marker, shorten
+
+if TYPE_CHECKING:
+    from ._capture import CapturedError, CapturedText, Recorder
 
 __all__ = ["CellRecord", "NotebookSnapshot", "running_cell", "strip_ansi", "take_snapshot"]
 
@@ -140,6 +144,12 @@ def _soft_cut(head: str, tail: str) -> tuple[str, str]:
     return head, tail
 
 
+def _around_marker(head: str, tail: str, total: int) -> str:
+    """``head`` and ``tail`` of a ``total``-character text, with the marker between."""
+    head, tail = _soft_cut(head, tail)
+    return f"{head}\n{elision_marker(total - len(head) - len(tail))}\n{tail}"
+
+
 def bounded_text(chunks: Sequence[str]) -> str:
     """The text of ``chunks`` with only its first and last 4,000 characters kept.
 
@@ -152,9 +162,16 @@ def bounded_text(chunks: Sequence[str]) -> str:
     else:
         head = _take_head(chunks, OUTPUT_HEAD_CHARS)
         tail = _take_tail(chunks, OUTPUT_TAIL_CHARS)
-        head, tail = _soft_cut(head, tail)
-        left_out = total - len(head) - len(tail)
-        text = f"{head}\n{elision_marker(left_out)}\n{tail}"
+        text = _around_marker(head, tail, total)
+    return _apply_carriage_returns(strip_ansi(text))
+
+
+def _captured_text(captured: CapturedText) -> str:
+    """What :func:`bounded_text` gives for the same text, from the recorder's bounded copy."""
+    if captured.left_out == 0:
+        text = captured.head + captured.tail
+    else:
+        text = _around_marker(captured.head, captured.tail, captured.total)
     return _apply_carriage_returns(strip_ansi(text))
 
 
@@ -219,17 +236,25 @@ def _output_text(output: Any) -> str:
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
-    header = strip_ansi(f"{error.get('ename', 'Error')}: {error.get('evalue', '')}")
     lines = [str(line) for line in error.get("traceback") or ()]
     body = bounded_text(["\n".join(lines)])
+    return _error_with_body(error.get("ename", "Error"), error.get("evalue", ""), body)
+
+
+def _captured_error_text(error: CapturedError) -> str:
+    return _error_with_body(error.ename, error.evalue, _captured_text(error.traceback))
+
+
+def _error_with_body(ename: str, evalue: str, body: str) -> str:
+    header = strip_ansi(f"{ename}: {evalue}")
     # UsageError's "traceback" is its message alone; do not say it twice.
     if not body.strip() or body.strip() == header.strip():
         return header
     return f"{header}\n{body}"
 
 
-def _fallback_outputs(shell: Any, n: int) -> tuple[str, ...]:
-    """IPython < 9.1: only the result (``Out[n]``); printed output was never recorded."""
+def _result_outputs(shell: Any, n: int) -> tuple[str, ...]:
+    """IPython < 9.1: the result (``Out[n]``); IPython recorded no printed output."""
     out = getattr(shell.history_manager, "output_hist", None) or shell.user_ns.get("Out", {})
     if n not in out:
         return ()
@@ -240,21 +265,40 @@ def _fallback_outputs(shell: Any, n: int) -> tuple[str, ...]:
     return (strip_ansi(shorten(text, OUTPUT_HEAD_CHARS + OUTPUT_TAIL_CHARS)),)
 
 
-def _cell_record(shell: Any, n: int) -> CellRecord:
+def _recorded_cell(shell: Any, n: int, recorder: Recorder) -> tuple[tuple[str, ...], str | None]:
+    """Outputs and error of cell ``n`` from the recorder: printed output, then ``Out[n]``."""
+    capture = recorder.cell(n)
+    if capture is None:
+        return _result_outputs(shell, n), None
+    printed = (text for text in map(_captured_text, capture.streams) if text)
+    error = _captured_error_text(capture.error) if capture.error is not None else None
+    return (*printed, *_result_outputs(shell, n)), error
+
+
+def _history_cell(shell: Any, n: int) -> tuple[tuple[str, ...], str | None]:
+    """Outputs and error of cell ``n`` as IPython recorded them (outputs: IPython >= 9.1)."""
     history = shell.history_manager
-    source = history.input_hist_raw[n]
     recorded = getattr(history, "outputs", None)
     if recorded is None:
-        outputs = _fallback_outputs(shell, n)
+        outputs = _result_outputs(shell, n)
     else:
         # .get, not [n]: outputs is a defaultdict and a lookup must not add entries.
         outputs = tuple(text for text in map(_output_text, recorded.get(n, ())) if text)
     error = getattr(history, "exceptions", {}).get(n)
+    return outputs, _error_text(error) if error else None
+
+
+def _cell_record(shell: Any, n: int, recorder: Recorder | None) -> CellRecord:
+    source = shell.history_manager.input_hist_raw[n]
+    if recorder is not None:
+        outputs, error = _recorded_cell(shell, n, recorder)
+    else:
+        outputs, error = _history_cell(shell, n)
     return CellRecord(
         execution_count=n,
         source=source,
         outputs=outputs,
-        error=_error_text(error) if error else None,
+        error=error,
         is_chat=bool(_CHAT_CELL_RE.search(source)),
     )
 
@@ -361,15 +405,19 @@ def running_cell(shell: Any) -> int:
     return len(shell.history_manager.input_hist_raw) - 1
 
 
-def take_snapshot(shell: Any, *, since: int | None = None, limit: int = 200) -> NotebookSnapshot:
+def take_snapshot(
+    shell: Any, *, since: int | None = None, limit: int = 200, recorder: Recorder | None = None
+) -> NotebookSnapshot:
     """The executed cells, namespace, last error and notebook Markdown of ``shell``.
 
     Call it while a cell runs (from a magic): the running cell is left out. Only cells
     numbered above ``since`` (when given) are read, at most ``limit`` of them, the newest.
+    ``recorder``, when given, supplies printed output and errors instead of the history
+    manager (the magic has one only where IPython < 9.1 records neither).
     """
     newest = running_cell(shell) - 1
     oldest = max(1, newest - limit + 1, (since + 1) if since is not None else 1)
-    cells = tuple(_cell_record(shell, n) for n in range(oldest, newest + 1))
+    cells = tuple(_cell_record(shell, n, recorder) for n in range(oldest, newest + 1))
     namespace: Mapping[str, Any] = shell.user_ns
     path = _notebook_path(namespace)
     return NotebookSnapshot(

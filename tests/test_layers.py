@@ -26,6 +26,7 @@ LOWER_MODULES = [
     "ormagic._interpolate",
     "ormagic._context",
     "ormagic._snapshot",
+    "ormagic._capture",
     "ormagic._redact",
     "ormagic._summaries",
     "ormagic._models",
