@@ -394,6 +394,8 @@ class ChatMagics(Magics):
             code = "\n".join(m.group(2).rstrip("\n") for m in _CODE_BLOCK.finditer(answer))
             if code:
                 self._ip.set_next_input(code, replace=False)
+            elif not outcome.interrupted and outcome.failure is None:
+                print("The answer has no code block, so no cell was added below.")
 
     # ------------------------------------------------------------------ %chat
 

@@ -226,3 +226,12 @@ def test_answer_cut_by_max_tokens_says_so(
     out = capsys.readouterr().out
     assert "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more.\n" in out
     assert fake_env.chat_requests()[0].body["max_tokens"] == 5
+
+
+def test_code_format_without_code_says_so(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(StreamReply(text="Just words, no code."))
+    assert run(shell, "%%chat -f code\nExplain").success
+    out = capsys.readouterr().out
+    assert "The answer has no code block, so no cell was added below.\n" in out
