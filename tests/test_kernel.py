@@ -100,6 +100,18 @@ def test_answer_reasoning_and_footer(kernel: Kernel, server: FakeOpenRouter) -> 
     [accordion] = widget_states(execution, "AccordionModel")
     assert accordion["titles"] == ["Thinking…"]
     assert accordion["selected_index"] == 0
+    # ... then collapsed, titled with the thinking time, when the answer began
+    updates = [
+        m["content"]["data"]["state"]
+        for m in execution.of_type("comm_msg")
+        if m["content"]["data"].get("method") == "update"
+    ]
+    collapsed = [u for u in updates if "titles" in u]
+    assert collapsed[0]["selected_index"] is None
+    assert collapsed[0]["titles"][0].startswith("Thought for ")
+    assert collapsed[0]["titles"][0].endswith(" s")
+    tokens = usage["reasoning_tokens"]
+    assert collapsed[-1]["titles"][0].endswith(f" s · {tokens} tokens")
     # and no widget view survives in the saved outputs
     assert all("application/vnd.jupyter.widget-view+json" not in o.get("data", {}) for o in outputs)
 
