@@ -208,6 +208,12 @@ class LiveBlocks:
         if self._open:
             self._show(self._open)
 
+    def adopt(self, display_id: str | None) -> None:
+        """Draw the first output into an existing display (the waiting line) if given."""
+        if display_id is not None and self._display_id is None and self.outputs == 0:
+            self._display_id = display_id
+            self.outputs = 1
+
     def merge(self) -> None:
         """Show everything committed as one output, after the caller cleared the outputs."""
         self._display_id = None

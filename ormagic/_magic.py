@@ -239,9 +239,11 @@ class ChatMagics(Magics):
         cell_id = self._cell_id()
         request = self._request(args, conversation, user_message, cell_id, model)
         view = self._view(args)
+        view.start(model)
         try:
             outcome = run_turn(self.session.client(self.client_settings()), request, view)
         except OrmagicError as error:
+            view.abandon()
             raise UsageError(str(error)) from None
         self.session.last_chat_cell[name] = running_cell(self._ip)
         self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id)
@@ -366,6 +368,8 @@ class ChatMagics(Magics):
             )
         if view.started or outcome.produced:
             view.finish(outcome.summary(conversation.name))
+        else:
+            view.abandon()
         self._deliver(outcome, args)
         if outcome.interrupted:
             kept = " (partial answer kept in the conversation)" if outcome.produced else ""

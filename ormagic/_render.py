@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -71,12 +72,59 @@ class FinalSummary:
 class View(Protocol):
     """What the magic drives: events in, one final summary at the end."""
 
+    def start(self, model: str) -> None: ...
+
+    def abandon(self) -> None: ...
+
     def handle(self, event: Event) -> None: ...
 
     def finish(self, summary: FinalSummary) -> None: ...
 
     @property
     def started(self) -> bool: ...
+
+
+class _Waiting:
+    """A quiet one-line output shown until the first words arrive, then handed over."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self._publisher = publisher
+        self._clock = clock
+        self._id: str | None = None
+        self._last = 0.0
+
+    @property
+    def shown(self) -> bool:
+        return self._id is not None
+
+    def show(self, text: str) -> None:
+        self._id = uuid.uuid4().hex
+        self._last = self._clock()
+        self._publisher.display(_quiet_line(text), display_id=self._id)
+
+    def note(self, text: str) -> None:
+        """Update the line, at most once a second."""
+        if self._id is not None and self._clock() - self._last >= 1.0:
+            self._last = self._clock()
+            self._publisher.update(_quiet_line(text), display_id=self._id)
+
+    def hand_over(self) -> str | None:
+        """The line's display id, for the answer's first output to take its place."""
+        display_id, self._id = self._id, None
+        return display_id
+
+    def blank(self) -> None:
+        """Empty the line (something else is shown below it now)."""
+        if self._id is not None:
+            self._publisher.update({"text/plain": ""}, display_id=self._id)
+            self._id = None
+
+
+def _quiet_line(text: str) -> dict[str, str]:
+    return {
+        "text/html": f'<div style="{_FOOTER_STYLE}">{escape_text(text)}</div>',
+        "text/plain": text,
+    }
 
 
 class NotebookView:
@@ -110,8 +158,20 @@ class NotebookView:
         self._reasoning_started: float | None = None
         self._reasoning_seconds: float | None = None
         self._started = False
+        self._waiting = _Waiting(self._publisher, clock)
+        self._model = "the model"
         self.redraws = 0
         self.merges = 0
+
+    def start(self, model: str) -> None:
+        """Show that the request is on its way (the first words replace this line)."""
+        self._model = model
+        self._waiting.show(f"⋯ Waiting for {model}")
+
+    def abandon(self) -> None:
+        """Nothing came: remove the waiting line (an error line follows)."""
+        if self._waiting.shown and not self._started:
+            self._publisher.clear()
 
     @property
     def started(self) -> bool:
@@ -141,6 +201,7 @@ class NotebookView:
                 self._flush_reasoning()
                 self._panel.collapse(event.reasoning_tokens)
         elif isinstance(event, KeepAlive):
+            self._note_waiting()
             self._tick()
         elif isinstance(event, (Finished, StreamFailed)):
             self._flush()
@@ -152,6 +213,7 @@ class NotebookView:
             return
         if not self._answer_parts:
             self._end_reasoning()
+            self._answer.adopt(self._waiting.hand_over())
         self._started = True
         self._answer_parts.append(text)
         self._answer.append(text)
@@ -168,15 +230,24 @@ class NotebookView:
             return
         self._reasoning_parts.append(event.text)
         if not self._show_reasoning:
+            self._note_waiting()
             return
         self._started = True
         if self._panel is None:
+            self._waiting.blank()
             self._panel = ReasoningPanel(
                 self._require_widgets(), self._publisher, self._clock, self._reasoning_started
             )
         self._panel.blocks.append(text)
         self._pacer.received(len(text))
         self._tick()
+
+    def _note_waiting(self) -> None:
+        if self._reasoning_started is None:
+            return
+        seconds = self._clock() - self._reasoning_started
+        hidden = "" if self._show_reasoning else "; reasoning hidden"
+        self._waiting.note(f"⋯ {self._model} is thinking ({seconds:.0f} s{hidden})")
 
     def _require_widgets(self) -> Any:
         if self._widgets is None:
@@ -296,6 +367,12 @@ class TerminalView:
     @property
     def answer(self) -> str:
         return "".join(self._answer_parts)
+
+    def start(self, model: str) -> None:
+        """Nothing to show in a terminal until the first words arrive."""
+
+    def abandon(self) -> None:
+        """Nothing was shown."""
 
     def handle(self, event: Event) -> None:
         if isinstance(event, TextDelta) and event.text:

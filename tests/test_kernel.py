@@ -276,7 +276,8 @@ def test_pre_stream_errors_are_one_line(
     execution = kernel.execute("%%chat -c errors\nHello?")
     assert execution.status == "error"
     assert execution.error_text() == message
-    assert execution.of_type("display_data") == []
+    # the "waiting" line is gone: the cell shows the error line alone
+    assert [o["output_type"] for o in execution.final_outputs()] == ["stream"]
     assert value(kernel, "len(__import__('ormagic').conversation('errors').turns)") == 0
 
 

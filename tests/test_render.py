@@ -303,3 +303,44 @@ def test_panel_closes_every_widget_it_made_and_keeps_its_token_count() -> None:
     view.handle(Finished())
     view.finish(FinalSummary(footer="f", reasoning_tokens=300))
     assert [w.comm for w in made] == [None] * len(made)  # closed widgets drop their comm
+
+
+def test_waiting_line_until_the_first_words_then_replaced_in_place() -> None:
+    view, rec, clock = make_view(show_reasoning=False)
+    view.start("deepseek/deepseek-v4-flash")
+    assert rec.calls == [
+        (
+            "display",
+            {
+                "text/html": '<div style="color:#888;font-size:0.85em;margin-top:0.4em">'
+                "⋯ Waiting for deepseek/deepseek-v4-flash</div>",
+                "text/plain": "⋯ Waiting for deepseek/deepseek-v4-flash",
+            },
+        )
+    ]
+    view.handle(ReasoningDelta("hidden thoughts"))
+    for _ in range(30):  # 3 s of hidden reasoning: the line ticks about once a second
+        clock.advance(0.1)
+        view.handle(ReasoningDelta("."))
+    notes = [b["text/plain"] for kind, b in rec.calls if kind == "update"]
+    assert notes == [
+        "⋯ deepseek/deepseek-v4-flash is thinking (1 s; reasoning hidden)",
+        "⋯ deepseek/deepseek-v4-flash is thinking (2 s; reasoning hidden)",
+        "⋯ deepseek/deepseek-v4-flash is thinking (3 s; reasoning hidden)",
+    ]
+    view.handle(TextDelta("Hello"))
+    assert rec.calls[-1][0] == "update"  # the answer took the waiting line's place
+    assert "Hello" in rec.calls[-1][1]["text/html"]
+    assert [kind for kind, _ in rec.calls].count("display") == 1
+
+
+def test_waiting_line_is_emptied_above_a_reasoning_panel_and_removed_on_failure() -> None:
+    view, rec, _clock = make_view()
+    view.start("m")
+    view.handle(ReasoningDelta("thinking"))
+    assert ("update", {"text/plain": ""}) in rec.calls
+    assert len(rec.widgets) == 1
+    failed, rec2, _ = make_view()
+    failed.start("m")
+    failed.abandon()
+    assert rec2.calls[-1] == ("clear", None)
