@@ -223,14 +223,14 @@ class ChatMagics(Magics):
         Line commands: %chat [history|reset|context|models|usage|key|config|export|load].
         """
         args = _unquote_args(parse_argstring(self.chat, line))
+        self._check_budget()
+        prompt = self._prompt(cell, args)  # checked before --new forgets anything
         name = args.conversation
         conversation = self.session.store.reset(name) if args.new else self.session.store.get(name)
         if args.system is not None:
             conversation.system = args.system
         elif conversation.system is None and not conversation.turns:
             conversation.system = self.system
-        self._check_budget()
-        prompt = self._prompt(cell, args)
         model = args.model or self.default_model()
         # variables are found by name in the cell as typed, before {name} became a value
         block = self._context_block(cell, args.context, name, model, fix=args.fix)

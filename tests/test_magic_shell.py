@@ -235,3 +235,17 @@ def test_code_format_without_code_says_so(
     assert run(shell, "%%chat -f code\nExplain").success
     out = capsys.readouterr().out
     assert "The answer has no code block, so no cell was added below.\n" in out
+
+
+def test_new_with_an_empty_cell_forgets_nothing(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(StreamReply(text="Kept."))
+    run(shell, "%%chat -c keep\nRemember me")
+    capsys.readouterr()
+    failed = run(shell, "%%chat -c keep --new\n\n")
+    assert not failed.success
+    assert capsys.readouterr().err.strip() == (
+        "UsageError: The cell is empty: write your question below the %%chat line."
+    )
+    assert [t.answer for t in ormagic.conversation("keep").turns] == ["Kept."]
