@@ -238,6 +238,9 @@ _CODE_BOX = (
     "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
 )
 _LIGHT_BOX = f"{_CODE_BOX};background:#f6f8fa;color:#1f2328"
+# JupyterLab's dark theme gives <code> a dark background of its own: seen as black bars
+# on each line inside the light box
+_CODE_INNER = "background:none;color:inherit;padding:0;border:0"
 
 
 def _code_html(code: str, language: str, *, highlight: bool = True) -> str:
@@ -245,13 +248,16 @@ def _code_html(code: str, language: str, *, highlight: bool = True) -> str:
     if lexer is None:
         # No guessing: pygments' guess_lexer is slow and often wrong on short snippets.
         attrs = f' class="language-{escapeHtml(language)}"' if language else ""
-        return f'<pre style="{_LIGHT_BOX}"><code{attrs}>{escapeHtml(code)}</code></pre>\n'
+        return (
+            f'<pre style="{_LIGHT_BOX}"><code style="{_CODE_INNER}"{attrs}>'
+            f"{escapeHtml(code)}</code></pre>\n"
+        )
     from pygments import highlight as pygmentize
     from pygments.formatters import HtmlFormatter
 
     # Inline styles (noclasses) so no stylesheet is needed in the notebook.
     spans = str(pygmentize(code, lexer, HtmlFormatter(noclasses=True, nowrap=True)))
-    return f'<pre style="{_LIGHT_BOX}"><code>{spans}</code></pre>\n'
+    return f'<pre style="{_LIGHT_BOX}"><code style="{_CODE_INNER}">{spans}</code></pre>\n'
 
 
 @lru_cache(maxsize=128)

@@ -186,11 +186,13 @@ BOX = (
     "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
 )
 LIGHT_BOX = f"{BOX};background:#f6f8fa;color:#1f2328"
+INNER = "background:none;color:inherit;padding:0;border:0"
+OPEN = f'<pre style="{LIGHT_BOX}"><code style="{INNER}"'
 
 
 def test_python_fence_is_highlighted_with_inline_styles() -> None:
     assert render_html("```python\nx = 1 < 2\n```\n") == (
-        f'<pre style="{LIGHT_BOX}"><code>x '
+        f'<pre style="{LIGHT_BOX}"><code style="{INNER}">x '
         '<span style="color: #666">=</span> <span style="color: #666">1</span> '
         '<span style="color: #666">&lt;</span> <span style="color: #666">2</span>\n'
         "</code></pre>\n"
@@ -199,19 +201,19 @@ def test_python_fence_is_highlighted_with_inline_styles() -> None:
 
 def test_unknown_or_missing_language_is_escaped_not_guessed() -> None:
     assert render_html("```nosuchlang\na < b\n```\n") == (
-        f'<pre style="{LIGHT_BOX}"><code class="language-nosuchlang">a &lt; b\n</code></pre>\n'
+        f'{OPEN} class="language-nosuchlang">a &lt; b\n</code></pre>\n'
     )
     assert render_html("```\ndef f(): pass\n```\n") == (
-        f'<pre style="{LIGHT_BOX}"><code>def f(): pass\n</code></pre>\n'
+        f'<pre style="{LIGHT_BOX}"><code style="{INNER}">def f(): pass\n</code></pre>\n'
     )
     assert render_html("    <b>indented</b>\n") == (
-        f'<pre style="{LIGHT_BOX}"><code>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n'
+        f"{OPEN}>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n"
     )
 
 
 def test_language_name_is_escaped() -> None:
     assert render_html('```nope" onclick="x\nq\n```\n') == (
-        f'<pre style="{LIGHT_BOX}"><code class="language-nope&quot;">q\n</code></pre>\n'
+        f'{OPEN} class="language-nope&quot;">q\n</code></pre>\n'
     )
 
 
@@ -442,5 +444,5 @@ def test_module_imports_no_ipython_or_widgets() -> None:
 
 def test_live_rendering_can_skip_colouring() -> None:
     assert render_html("```python\nx = 1 < 2\n```\n", highlight=False) == (
-        f'<pre style="{LIGHT_BOX}"><code class="language-python">x = 1 &lt; 2\n</code></pre>\n'
+        f'{OPEN} class="language-python">x = 1 &lt; 2\n</code></pre>\n'
     )
