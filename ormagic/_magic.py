@@ -232,19 +232,24 @@ class ChatMagics(Magics):
         elif conversation.system is None and not conversation.turns:
             conversation.system = self.system
         model = args.model or self.default_model()
-        # variables are found by name in the cell as typed, before {name} became a value
-        block = self._context_block(cell, args.context, name, model, fix=args.fix)
-        content = f"{block.text}\n\n{prompt}" if block.text else prompt
-        user_message = {"role": "user", "content": content}
-        cell_id = self._cell_id()
-        request = self._request(args, conversation, user_message, cell_id, model)
         view = self._view(args)
+        # at once: gathering context can take a moment (the first read of a notebook file
+        # imports nbformat, seconds in a JupyterLab environment)
         view.start(model)
         try:
+            # variables are found by name in the cell as typed, before {name} became a value
+            block = self._context_block(cell, args.context, name, model, fix=args.fix)
+            content = f"{block.text}\n\n{prompt}" if block.text else prompt
+            user_message = {"role": "user", "content": content}
+            cell_id = self._cell_id()
+            request = self._request(args, conversation, user_message, cell_id, model)
             outcome = run_turn(self.session.client(self.client_settings()), request, view)
         except OrmagicError as error:
             view.abandon()
             raise UsageError(str(error)) from None
+        except UsageError:
+            view.abandon()
+            raise
         self.session.last_chat_cell[name] = running_cell(self._ip)
         self._conclude(outcome, view, conversation, args, prompt, user_message, cell_id)
 

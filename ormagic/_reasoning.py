@@ -80,10 +80,10 @@ class ReasoningPanel:
         self._tokens: int | None = None
         publisher.display_widget(self._accordion)
 
-    def collapse(self, tokens: int | None = None) -> None:
+    def collapse(self, tokens: int | None = None, ended: float | None = None) -> None:
         """Collapse, titled with the thinking time (and reasoning tokens once known)."""
         if self.ended is None:
-            self.ended = self._clock()
+            self.ended = self._clock() if ended is None else ended
         self._tokens = tokens if tokens is not None else self._tokens
         title = (reasoning_title(self.ended - self.started, self._tokens),)
         if self._accordion.titles == title and self._accordion.selected_index is None:

@@ -261,7 +261,11 @@ class NotebookView:
             self._reasoning_seconds = self._clock() - self._reasoning_started
         if self._panel is not None:
             self._flush_reasoning()
-            self._panel.collapse()
+            # the same end time as the final title, so live and final agree
+            ended = None
+            if self._reasoning_started is not None and self._reasoning_seconds is not None:
+                ended = self._reasoning_started + self._reasoning_seconds
+            self._panel.collapse(ended=ended)
 
     def _flush_reasoning(self) -> None:
         if self._panel is not None and self._panel.blocks.pending:

@@ -465,3 +465,13 @@ def test_key_set_with_config_is_never_shown(kernel: Kernel, server: FakeOpenRout
     assert secret not in everything
     assert "Secret('********')" in listed.stream_text()
     assert "API key: set with %config ChatMagics.api_key" in everything
+
+
+def test_bad_context_mode_leaves_only_the_error(kernel: Kernel, server: FakeOpenRouter) -> None:
+    execution = kernel.execute("%%chat --context weird\nHi")
+    assert execution.status == "error"
+    assert execution.error_text() == (
+        "UsageError: Context must be auto, none, all or a positive number of cells, not 'weird'."
+    )
+    assert [o["output_type"] for o in execution.final_outputs()] == ["stream"]
+    assert server.chat_requests() == []
