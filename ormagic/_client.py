@@ -42,7 +42,7 @@ from ._settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
 from ._sse import iter_lines, iter_sse
 from ._stream import iter_completion_events, iter_events
 
-__all__ = ["ChatRequest", "OpenRouterClient"]
+__all__ = ["ChatRequest", "EventStream", "OpenRouterClient"]
 
 # Retried before the answer begins: OpenRouter's transient statuses (§6.2). 500 is not
 # retried: its message is masked and it rarely clears on an immediate retry.
@@ -134,17 +134,17 @@ class OpenRouterClient:
             self._http = None
 
     @contextlib.contextmanager
-    def stream_chat(self, request: ChatRequest) -> Iterator[Iterator[Event]]:
+    def stream_chat(self, request: ChatRequest) -> Iterator[EventStream]:
         """POST the request and yield its events; raise pre-stream errors on entry."""
         key = self._key()
         content = json.dumps(request.to_json(), ensure_ascii=False).encode()
         response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
-        events: Iterator[Event] | None = None
+        events: EventStream | None = None
         try:
-            events = self._events(response)
+            events = EventStream(self._events(response), response.headers.get("x-generation-id"))
             yield events
         finally:
-            if isinstance(events, Generator):
+            if events is not None:
                 events.close()
             response.close()
 
@@ -390,6 +390,29 @@ class OpenRouterClient:
                 f'{self._base()}{path} answered with a "data" that is not an object.'
             )
         return data
+
+
+class EventStream:
+    """The events of one response, with the generation id its headers announced.
+
+    The id is known before any event (``X-Generation-Id``, docs §1), so a stream that is
+    interrupted still says which generation it was: its cost can be looked up later.
+    """
+
+    def __init__(self, events: Iterator[Event], generation_id: str | None) -> None:
+        self._events = events
+        self.generation_id = generation_id
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Close the underlying generator (the response is closed by ``stream_chat``)."""
+        if isinstance(self._events, Generator):
+            self._events.close()
 
 
 def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[bytes]:

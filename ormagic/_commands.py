@@ -180,7 +180,10 @@ def models(magics: Any, words: Sequence[str]) -> Reply:
 def usage(magics: Any, words: Sequence[str]) -> Reply:
     """``%chat usage``: the session's totals per conversation and per model."""
     _parser("usage", "Show this session's token use and cost.").parse_args(words)
-    ledger = magics.session.ledger
+    session = magics.session
+    if session.ledger.unresolved():  # interrupted turns: ask OpenRouter what they cost
+        session.resolve_costs(session.client(magics.client_settings()))
+    ledger = session.ledger
     return Reply(ledger.table_text(), ledger.table_html())
 
 

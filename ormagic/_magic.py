@@ -370,6 +370,7 @@ class ChatMagics(Magics):
                 usage=outcome.usage,
                 cost=outcome.cost,
                 seconds=outcome.elapsed,
+                generation_id=outcome.generation_id,
             )
         if view.started or outcome.produced:
             view.finish(outcome.summary(conversation.name))

@@ -140,6 +140,7 @@ def run_turn(
     start = clock()
     try:
         with client.stream_chat(request) as events:
+            outcome.generation_id = events.generation_id
             for event in events:
                 builder.add(event)
                 view.handle(event)
@@ -168,4 +169,4 @@ def _identify(
 ) -> None:
     outcome.model = model
     outcome.provider = provider
-    outcome.generation_id = generation_id
+    outcome.generation_id = generation_id or outcome.generation_id

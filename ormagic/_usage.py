@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._events import Usage
 from ._format import format_cost, format_count, format_seconds
@@ -63,6 +63,7 @@ class _Entry:
     usage: Usage | None
     cost: float | None
     seconds: float
+    generation_id: str | None = None
 
 
 class UsageLedger:
@@ -79,9 +80,21 @@ class UsageLedger:
         usage: Usage | None,
         cost: float | None,
         seconds: float,
+        generation_id: str | None = None,
     ) -> None:
         """Record a turn; an interrupted turn has no usage and (usually) no cost."""
-        self._entries.append(_Entry(conversation, model, usage, cost, seconds))
+        self._entries.append(_Entry(conversation, model, usage, cost, seconds, generation_id))
+
+    def unresolved(self) -> list[str]:
+        """Generation ids of turns whose cost is unknown (interrupted or dropped streams)."""
+        return [e.generation_id for e in self._entries if e.cost is None and e.generation_id]
+
+    def resolve(self, generation_id: str, usage: Usage, cost: float) -> None:
+        """Fill in a turn's usage and cost, looked up after the fact."""
+        self._entries = [
+            replace(e, usage=usage, cost=cost) if e.generation_id == generation_id else e
+            for e in self._entries
+        ]
 
     @property
     def total(self) -> UsageTotals:

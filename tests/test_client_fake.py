@@ -636,3 +636,16 @@ def test_get_generation_not_ready_then_ready(
     assert (stats["id"], stats["tokens_prompt"], stats["tokens_completion"]) == ("gen-5-g", 3, 1)
     assert (stats["cancelled"], stats["finish_reason"]) == (False, "stop")
     assert fake_openrouter.requests[-1].query == {"id": "gen-5-g"}
+
+
+def test_the_generation_id_is_known_before_any_event(fake_openrouter: FakeOpenRouter) -> None:
+    fake_openrouter.enqueue(StreamReply(text="x" * 50, chunk_chars=1, delay=0.01))
+    settings = ClientSettings(
+        api_key=Secret(fake_openrouter.api_key), base_url=fake_openrouter.base_url
+    )
+    with OpenRouterClient(settings) as client:
+        with client.stream_chat(ChatRequest([{"role": "user", "content": "hi"}])) as events:
+            announced = events.generation_id
+            next(events)  # leave after the first event, as an interrupt would
+        assert announced is not None and announced.startswith("gen-")
+        assert client.get_generation(announced)["id"] == announced

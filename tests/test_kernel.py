@@ -242,6 +242,11 @@ def test_interrupt_keeps_partial_answer(kernel: Kernel, server: FakeOpenRouter) 
     assert turns == [[answer, True]]
     [record] = server.chat_requests()
     assert record.client_disconnected  # the HTTP response was closed: billing stops
+    # no usage came with the stream; %chat usage asks OpenRouter what it cost
+    usage = kernel.execute("%chat usage").of_type("display_data")[0]["content"]["data"]
+    assert "cost unknown" not in usage["text/plain"]
+    cost = value(kernel, "__import__('ormagic').conversation('stop').turns[0].cost")
+    assert isinstance(cost, float) and cost > 0
     server.enqueue(StreamReply(text="Still here."))
     after = kernel.execute("%%chat -c stop\nAre you there?")
     assert after.status == "ok"

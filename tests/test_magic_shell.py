@@ -249,3 +249,33 @@ def test_new_with_an_empty_cell_forgets_nothing(
         "UsageError: The cell is empty: write your question below the %%chat line."
     )
     assert [t.answer for t in ormagic.conversation("keep").turns] == ["Kept."]
+
+
+def test_usage_looks_up_the_cost_of_a_dropped_stream(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(
+        StreamReply(
+            text="Half an",
+            drop=True,
+            usage={
+                "prompt_tokens": 1000,
+                "completion_tokens": 500,
+                "total_tokens": 1500,
+                "cost": 0.00028,
+            },
+        )
+    )
+    assert not run(shell, "%%chat -c cut\nGo").success
+    [turn] = ormagic.conversation("cut").turns
+    assert turn.cost is None and turn.generation_id is not None
+    fake_env.generation_delay_polls = 1  # the first lookup finds nothing yet
+    capsys.readouterr()
+    run(shell, "%chat usage")
+    assert "cost unknown" in capsys.readouterr().out
+    run(shell, "%chat usage")
+    out = capsys.readouterr().out
+    assert "total: 1 turn · 1,000 in / 500 out · $0.00028 · " in out
+    assert turn.cost == 0.00028
+    looked_up = [r for r in fake_env.requests if r.path.endswith("/generation")]
+    assert [r.query["id"] for r in looked_up] == [turn.generation_id] * 2
