@@ -648,4 +648,12 @@ def test_the_generation_id_is_known_before_any_event(fake_openrouter: FakeOpenRo
             announced = events.generation_id
             next(events)  # leave after the first event, as an interrupt would
         assert announced is not None and announced.startswith("gen-")
-        assert client.get_generation(announced)["id"] == announced
+        # the server records a cancelled generation once it notices the disconnect
+        for _ in range(40):
+            try:
+                stats = client.get_generation(announced)
+                break
+            except NotFoundError:
+                time.sleep(0.05)
+        assert stats["id"] == announced
+        assert stats["cancelled"] is True
