@@ -338,15 +338,18 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
         completed = self._send_frames(plan_stream(reply, chat, usage), reply.byte_at_a_time)
+        # stats are kept before the stream ends, so a client that saw the end can look
+        # them up at once (a cancelled one: once the server noticed the client left)
+        elapsed = time.monotonic() - started
+        self.fake._add_generation(
+            chat, reply, usage, elapsed, streamed=True, cancelled=not completed
+        )
         if not completed:
             self._client_left(record)
         elif reply.drop:
             self._drop()
         else:
             self._end_chunks()
-        elapsed = time.monotonic() - started
-        cancelled = not completed
-        self.fake._add_generation(chat, reply, usage, elapsed, streamed=True, cancelled=cancelled)
 
     def _json_reply(self, record: RecordedRequest, reply: StreamReply, model: str) -> None:
         chat = self._chat_for(reply, model)
