@@ -363,15 +363,9 @@ class ChatMagics(Magics):
         """Record the turn, show the final outputs, then report how it ended."""
         outcome.cost = self._cost(outcome)
         if outcome.produced:
-            conversation.record(outcome.to_turn(prompt, user_message, cell_id))
-            self.session.ledger.add(
-                conversation=conversation.name,
-                model=outcome.answered_by,
-                usage=outcome.usage,
-                cost=outcome.cost,
-                seconds=outcome.elapsed,
-                generation_id=outcome.generation_id,
-            )
+            turn = outcome.to_turn(prompt, user_message, cell_id)
+            conversation.record(turn)
+            self.session.ledger.add_turn(conversation.name, turn)
         if view.started or outcome.produced:
             view.finish(outcome.summary(conversation.name))
         else:

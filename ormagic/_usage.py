@@ -10,6 +10,7 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ._conversation import Turn
 from ._events import Usage
 from ._format import format_cost, format_count, format_seconds
 
@@ -84,6 +85,17 @@ class UsageLedger:
     ) -> None:
         """Record a turn; an interrupted turn has no usage and (usually) no cost."""
         self._entries.append(_Entry(conversation, model, usage, cost, seconds, generation_id))
+
+    def add_turn(self, conversation: str, turn: Turn) -> None:
+        """Record a conversation turn (its model, usage, cost, time and generation)."""
+        self.add(
+            conversation=conversation,
+            model=turn.model or "?",
+            usage=turn.usage,
+            cost=turn.cost,
+            seconds=turn.elapsed,
+            generation_id=turn.generation_id,
+        )
 
     def unresolved(self) -> list[str]:
         """Generation ids of turns whose cost is unknown (interrupted or dropped streams)."""
