@@ -270,7 +270,10 @@ def sent_at(msg: dict[str, Any]) -> float:
 
 def is_answer_display(msg: dict[str, Any]) -> bool:
     data = msg["content"].get("data", {})
-    return msg["msg_type"] != "clear_output" and "text/html" in data and WIDGET_MIME not in data
+    if msg["msg_type"] == "clear_output" or "text/html" not in data or WIDGET_MIME in data:
+        return False
+    # not the "⋯ Waiting for MODEL" line shown before anything arrives
+    return not str(data.get("text/plain", "")).startswith("⋯ ")
 
 
 def shows_reasoning(msg: dict[str, Any]) -> bool:
