@@ -26,8 +26,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ormagic._context import ContextMode, build_context
-from ormagic._snapshot import CellRecord, NotebookSnapshot, take_snapshot
+from ormagic.context.block import ContextMode, build_context
+from ormagic.context.snapshot import CellRecord, NotebookSnapshot, take_snapshot
 
 CELLS = 1000
 OUTPUT_CHARS = 20_000

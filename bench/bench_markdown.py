@@ -1,4 +1,4 @@
-"""Time ormagic._markdown and ormagic._blocks on model-sized answers (a script, not a test).
+"""Time ormagic.render.markdown and .blocks on model-sized answers (a script, not a test).
 
     .venv/bin/python bench/bench_markdown.py
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ormagic._blocks import split_blocks
-from ormagic._markdown import neutralise_markdown, render_html
+from ormagic.render.blocks import split_blocks
+from ormagic.render.markdown import neutralise_markdown, render_html
 
 WORDS = [
     *("the", "model", "streams", "an", "answer", "into", "the", "notebook", "while"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._conversation import Conversation
+    from .engine.conversation import Conversation
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "conversation", "load_ipython_extension", "unload_ipython_extension"]
@@ -20,8 +20,8 @@ _magics: Any = None
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%chat`` and ``%chat`` (called by ``%load_ext ormagic``)."""
     global _magics
-    from ._capture import install
-    from ._magic import ChatMagics
+    from .context.capture import install
+    from .jupyter.magic import ChatMagics
 
     if _magics is not None and _magics.shell is ipython:
         return  # loading twice keeps the conversations
@@ -36,7 +36,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Close the HTTP client and stop recording output (``%unload_ext ormagic``)."""
     global _magics
-    from ._capture import uninstall
+    from .context.capture import uninstall
 
     uninstall(ipython)
     if _magics is not None:
@@ -47,7 +47,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 def conversation(name: str = "default") -> Conversation:
     """The conversation ``name`` of this kernel; ``.messages`` is what the next turn sends."""
     if _magics is None:
-        from ._conversation import Conversation
+        from .engine.conversation import Conversation
 
         return Conversation(name=name)
     result: Conversation = _magics.session.store.get(name)

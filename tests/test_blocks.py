@@ -1,4 +1,4 @@
-"""Tests for ormagic._blocks: where a streaming answer can be cut into finished blocks.
+"""Tests for ormagic.render.blocks: where a streaming answer can be cut into finished blocks.
 
 Exact cuts for each kind of block, and a round trip: an answer fed in small deltas, cut
 as the renderer cuts it, renders piece by piece exactly as it renders whole.
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ormagic._blocks import split_blocks
-from ormagic._markdown import render_html
+from ormagic.render.blocks import split_blocks
+from ormagic.render.markdown import render_html
 
 
 @pytest.mark.parametrize(

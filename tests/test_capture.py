@@ -20,7 +20,7 @@ from IPython.core.history import HistoryManager
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from ormagic._capture import (
+from ormagic.context.capture import (
     MAX_CELLS,
     CapturedText,
     CellCapture,
@@ -28,8 +28,8 @@ from ormagic._capture import (
     install,
     uninstall,
 )
-from ormagic._magic import ChatMagics
-from ormagic._snapshot import NotebookSnapshot, take_snapshot
+from ormagic.context.snapshot import NotebookSnapshot, take_snapshot
+from ormagic.jupyter.magic import ChatMagics
 
 IPYTHON_KEEPS_OUTPUTS = hasattr(HistoryManager, "outputs")  # IPython >= 9.1
 needs_old_ipython = pytest.mark.skipif(

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from ormagic._client import ChatRequest, OpenRouterClient
-from ormagic._errors import (
+from ormagic.client.http import ChatRequest, OpenRouterClient
+from ormagic.client.message import MessageBuilder
+from ormagic.client.settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings, Secret
+from ormagic.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -26,7 +28,7 @@ from ormagic._errors import (
     TimeoutError_,
     TransportError,
 )
-from ormagic._events import (
+from ormagic.events import (
     Event,
     Finished,
     KeepAlive,
@@ -35,8 +37,6 @@ from ormagic._events import (
     TextDelta,
     Usage,
 )
-from ormagic._message import MessageBuilder
-from ormagic._settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings, Secret
 from ormagic.testing.fake_openrouter import (
     FAKE_API_KEY,
     ErrorReply,

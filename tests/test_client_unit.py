@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from ormagic import __version__
-from ormagic._client import ChatRequest, OpenRouterClient
-from ormagic._errors import (
+from ormagic.client.http import ChatRequest, OpenRouterClient
+from ormagic.client.settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings, Secret
+from ormagic.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -32,8 +33,7 @@ from ormagic._errors import (
     TimeoutError_,
     TransportError,
 )
-from ormagic._events import Event, Finished, KeepAlive, StreamFailed, TextDelta, Usage
-from ormagic._settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings, Secret
+from ormagic.events import Event, Finished, KeepAlive, StreamFailed, TextDelta, Usage
 
 KEY = "sk-or-v1-unit-0123456789abcdef0123456789abcdef"
 BASE = "https://or.test/api/v1"

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from ormagic._context import (
+from ormagic.context.block import (
     ContextMode,
     build_context,
     estimate_tokens,
     mentions_error,
     referenced_names,
 )
-from ormagic._snapshot import CellRecord, NotebookSnapshot
+from ormagic.context.snapshot import CellRecord, NotebookSnapshot
 
 HEADER = (
     "Notebook context (cells executed since the last question; the user cannot see this block):"
@@ -328,7 +328,8 @@ def test_estimate_tokens() -> None:
 
 def test_pure_modules_do_not_import_ipython_or_widgets() -> None:
     code = (
-        "import sys, ormagic._context, ormagic._snapshot, ormagic._redact, ormagic._summaries\n"
+        "import sys, ormagic.context.block, ormagic.context.snapshot\n"
+        "import ormagic.context.redact, ormagic.context.summaries\n"
         "print(sorted(m for m in ('IPython', 'ipywidgets', 'pandas', 'numpy', 'nbformat')"
         " if m in sys.modules))"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,11 @@ import nbformat
 import pytest
 from markdown_it import MarkdownIt
 
-from ormagic._conversation import Conversation, Turn
-from ormagic._errors import ConfigError
-from ormagic._events import Usage
-from ormagic._export import conversation_to_notebook, export_json, export_notebook, load_json
+from ormagic.engine.conversation import Conversation, Turn
+from ormagic.engine.export import conversation_to_notebook, export_json, export_notebook, load_json
+from ormagic.errors import ConfigError
+from ormagic.events import Usage
+from ormagic.render.markdown import neutralise_markdown
 
 FLASH = "deepseek/deepseek-v4-flash"
 # As accumulated from the stream of docs/openrouter-api.md §4.4; DeepSeek needs these
@@ -30,17 +30,17 @@ DETAILS_BLOCK = (
 
 
 def neutralised(text: str) -> str:
-    """What the answer cell holds: the Markdown neutraliser's output.
+    """What the answer cell holds: the Markdown neutraliser's output."""
+    return neutralise_markdown(text)
 
-    ``ormagic._markdown`` is written separately and tested on its own; until it exists
-    the exporter falls back to escaped preformatted text.
-    """
-    try:
-        from ormagic._markdown import neutralise_markdown
-    except ImportError:
-        return f"<pre>{html.escape(text)}</pre>"
-    result: str = neutralise_markdown(text)
-    return result
+
+def export_ipynb(conversation: Conversation, path: Any, **kwargs: Any) -> None:
+    """``export_notebook`` with the neutraliser the ``%chat export`` command hands in."""
+    export_notebook(conversation, path, neutralise=neutralise_markdown, **kwargs)
+
+
+def to_notebook(conversation: Conversation) -> Any:
+    return conversation_to_notebook(conversation, neutralise=neutralise_markdown)
 
 
 def sample() -> Conversation:
@@ -328,9 +328,7 @@ def test_turn_metadata_that_does_not_match(tmp_path: Path) -> None:
 # -- overwriting and writing ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("export", "suffix"), [(export_json, ".json"), (export_notebook, ".ipynb")]
-)
+@pytest.mark.parametrize(("export", "suffix"), [(export_json, ".json"), (export_ipynb, ".ipynb")])
 def test_refuses_to_overwrite(export: Any, suffix: str, tmp_path: Path) -> None:
     path = tmp_path / f"keep{suffix}"
     path.write_text("precious", encoding="utf-8")
@@ -352,7 +350,7 @@ def test_unwritable_path(tmp_path: Path) -> None:
 def test_exports_never_contain_the_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-" + "0" * 64)
     export_json(sample(), tmp_path / "c.json")
-    export_notebook(sample(), tmp_path / "c.ipynb")
+    export_ipynb(sample(), tmp_path / "c.ipynb")
     for name in ("c.json", "c.ipynb"):
         assert b"sk-or-v1" not in (tmp_path / name).read_bytes()
 
@@ -361,7 +359,7 @@ def test_exports_never_contain_the_api_key(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_notebook_cells_and_metadata() -> None:
-    notebook = conversation_to_notebook(sample())
+    notebook = to_notebook(sample())
     nbformat.validate(notebook)
     assert [(c.cell_type, c.source) for c in notebook.cells] == [
         (
@@ -416,7 +414,7 @@ def test_notebook_cells_and_metadata() -> None:
 def test_notebook_without_system_prompt() -> None:
     conversation = sample()
     conversation.system = None
-    notebook = conversation_to_notebook(conversation)
+    notebook = to_notebook(conversation)
     assert notebook.cells[0].source == "%load_ext ormagic"
     assert notebook.cells[1].source == "# Conversation maths"
     assert notebook.metadata["ormagic"] == {
@@ -427,7 +425,7 @@ def test_notebook_without_system_prompt() -> None:
 
 def test_notebook_file_validates_and_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "maths.ipynb"
-    export_notebook(sample(), path)
+    export_ipynb(sample(), path)
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     assert notebook == conversation_to_notebook_without_ids(notebook)
@@ -439,7 +437,7 @@ def test_notebook_file_validates_and_reads_back(tmp_path: Path) -> None:
 
 def conversation_to_notebook_without_ids(read_back: Any) -> Any:
     """A fresh notebook of the sample with the ids of ``read_back`` (ids are random)."""
-    fresh = conversation_to_notebook(sample())
+    fresh = to_notebook(sample())
     for cell, old in zip(fresh.cells, read_back.cells, strict=True):
         cell.id = old.id
     return fresh
@@ -448,7 +446,7 @@ def conversation_to_notebook_without_ids(read_back: Any) -> Any:
 def test_reasoning_from_details_when_the_plain_field_is_missing() -> None:
     conversation = sample()
     del conversation.turns[0].assistant_message["reasoning"]
-    source = conversation_to_notebook(conversation).cells[3].source
+    source = to_notebook(conversation).cells[3].source
     assert source == f"{DETAILS_BLOCK}\n\n{neutralised('4')}"
 
 
@@ -463,7 +461,7 @@ def test_hostile_model_text_is_inert_in_the_notebook() -> None:
             error=hostile,
         )
     )
-    notebook = conversation_to_notebook(conversation)
+    notebook = to_notebook(conversation)
     nbformat.validate(notebook)
     markdown = [c.source for c in notebook.cells if c.cell_type == "markdown"]
     assert all("<img" not in source for source in markdown)

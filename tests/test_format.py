@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ormagic._format import format_cost, format_count, format_seconds
+from ormagic.formatting import format_cost, format_count, format_seconds
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ormagic._interpolate import interpolate
+from ormagic.context.interpolate import interpolate
 
 
 class Point:

@@ -1,4 +1,4 @@
-"""Tests for ormagic._markdown: safe HTML and neutralised Markdown.
+"""Tests for ormagic.render.markdown: safe HTML and neutralised Markdown.
 
 The safety checker is the standard library's ``html.parser``, not the implementation:
 every adversarial payload is rendered, parsed as a browser would tokenise it, and held
@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from ormagic._markdown import escape_text, neutralise_markdown, render_html
+from ormagic.render.markdown import escape_text, neutralise_markdown, render_html
 
 ALLOWED_ELEMENTS = frozenset(
     {
@@ -433,7 +433,7 @@ def test_fence_ended_by_its_list_item_does_not_protect_what_follows() -> None:
 
 def test_module_imports_no_ipython_or_widgets() -> None:
     code = (
-        "import sys, ormagic._markdown as m; m.render_html('*x*'); "
+        "import sys, ormagic.render.markdown as m; m.render_html('*x*'); "
         "print(sorted(n for n in ('IPython', 'ipywidgets') if n in sys.modules))"
     )
     result = subprocess.run(

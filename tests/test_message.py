@@ -6,10 +6,10 @@ import json
 import time
 from typing import Any
 
-from ormagic._events import Finished, KeepAlive, ReasoningDelta, TextDelta, Usage
-from ormagic._message import MessageBuilder
-from ormagic._sse import iter_lines, iter_sse
-from ormagic._stream import iter_events
+from ormagic.client.message import MessageBuilder
+from ormagic.client.sse import iter_lines, iter_sse
+from ormagic.client.stream import iter_events
+from ormagic.events import Finished, KeepAlive, ReasoningDelta, TextDelta, Usage
 
 # The data chunks of the §4.4 stream, with its keep-alives.
 _BASE = (

@@ -6,9 +6,7 @@ from typing import Any
 
 import pytest
 
-from ormagic._errors import ConfigError
-from ormagic._events import Usage
-from ormagic._models import (
+from ormagic.engine.models import (
     ModelCatalog,
     ModelInfo,
     cost_of,
@@ -18,6 +16,8 @@ from ormagic._models import (
     parse_models,
     select_models,
 )
+from ormagic.errors import ConfigError
+from ormagic.events import Usage
 
 # Shaped like GET /api/v1/models entries (docs/openrouter-api.md §7): string prices.
 FLASH: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ormagic._redact import redact
+from ormagic.context.redact import redact
 
 # Fake keys shaped like the real formats; none of them is a credential.
 OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 4

@@ -9,8 +9,8 @@ from typing import Any
 
 import ipywidgets
 
-from ormagic._errors import StreamError
-from ormagic._events import (
+from ormagic.errors import StreamError
+from ormagic.events import (
     Finished,
     KeepAlive,
     ReasoningDelta,
@@ -18,10 +18,10 @@ from ormagic._events import (
     TextDelta,
     Usage,
 )
-from ormagic._live import Pacer
-from ormagic._markdown import render_html
-from ormagic._reasoning import reasoning_title
-from ormagic._render import FinalSummary, NotebookView, TerminalView
+from ormagic.render.live import Pacer
+from ormagic.render.markdown import render_html
+from ormagic.render.reasoning import reasoning_title
+from ormagic.render.views import FinalSummary, NotebookView, TerminalView
 
 
 class Clock:

@@ -17,9 +17,9 @@ from IPython.core.history import HistoryManager
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from ormagic._capture import install, uninstall
-from ormagic._magic import ChatMagics
-from ormagic._snapshot import CellRecord, NotebookSnapshot, take_snapshot
+from ormagic.context.capture import install, uninstall
+from ormagic.context.snapshot import CellRecord, NotebookSnapshot, take_snapshot
+from ormagic.jupyter.magic import ChatMagics
 
 # IPython < 9.1 keeps no outputs: there the recorder %load_ext installs records them.
 IPYTHON_KEEPS_OUTPUTS = hasattr(HistoryManager, "outputs")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from ormagic._sse import SSEComment, SSEEvent, iter_lines, iter_sse
+from ormagic.client.sse import SSEComment, SSEEvent, iter_lines, iter_sse
 
 PAYLOAD = '{"choices":[{"delta":{"content":"hé ✓"}}]}'
 KEEPALIVE = SSEComment("OPENROUTER PROCESSING")

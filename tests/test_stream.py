@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from ormagic._errors import ProtocolError, StreamError, TransportError
-from ormagic._events import (
+from ormagic.client.sse import SSEComment, SSEEvent, iter_lines, iter_sse
+from ormagic.client.stream import iter_completion_events, iter_events
+from ormagic.errors import ProtocolError, StreamError, TransportError
+from ormagic.events import (
     Event,
     Finished,
     KeepAlive,
@@ -18,8 +20,6 @@ from ormagic._events import (
     TextDelta,
     Usage,
 )
-from ormagic._sse import SSEComment, SSEEvent, iter_lines, iter_sse
-from ormagic._stream import iter_completion_events, iter_events
 
 # docs/openrouter-api.md §4.4, verbatim.
 SECTION_4_4 = """: OPENROUTER PROCESSING

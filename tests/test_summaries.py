@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from ormagic._summaries import elision_marker, shorten, summarise
+from ormagic.context.summaries import elision_marker, shorten, summarise
 
 
 class Broken:
@@ -152,7 +152,7 @@ def test_ndarray_summary() -> None:
 
 
 def test_cutting_again_counts_what_earlier_cuts_left_out() -> None:
-    from ormagic._summaries import cut_middle, elision_marker
+    from ormagic.context.summaries import cut_middle, elision_marker
 
     once, first = cut_middle("a" * 5_000 + "b" * 5_000, 1_000)
     twice, second = cut_middle(once, 300)

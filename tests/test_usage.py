@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ormagic._events import Usage
-from ormagic._usage import UsageLedger, UsageTotals, footer_text
+from ormagic.engine.usage import UsageLedger, UsageTotals, footer_text
+from ormagic.events import Usage
 
 FLASH = "deepseek/deepseek-v4-flash"
 SONNET = "anthropic/claude-sonnet-4.6"
@@ -234,7 +234,7 @@ def test_table_html_escapes_names() -> None:
 def test_engines_do_not_import_ipython_or_widgets() -> None:
     code = (
         "import sys\n"
-        "import ormagic._export, ormagic._models, ormagic._usage\n"
+        "import ormagic.engine.export, ormagic.engine.models, ormagic.engine.usage\n"
         "heavy = {'IPython', 'ipywidgets', 'nbformat'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )

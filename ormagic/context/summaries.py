@@ -20,7 +20,19 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["cut_middle", "elision_marker", "shorten", "summarise"]
+__all__ = [
+    "OUTPUT_HEAD_CHARS",
+    "OUTPUT_TAIL_CHARS",
+    "cut_middle",
+    "elision_marker",
+    "shorten",
+    "summarise",
+]
+
+# Of any one output (a print, a result, a traceback) only the first and the last this many
+# characters are kept, as it is read or written.
+OUTPUT_HEAD_CHARS = 4000
+OUTPUT_TAIL_CHARS = 4000
 
 _ITEM_SAMPLE = 5  # items or keys shown for a container
 _HEAD_ROWS = 5  # rows shown for a DataFrame or Series

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._client import ChatRequest, OpenRouterClient
-from ._conversation import Turn
-from ._errors import OrmagicError
-from ._events import Event, Finished, StreamFailed, Usage
-from ._message import MessageBuilder
-from ._render import FinalSummary, View
-from ._usage import footer_text
+from ..client.http import ChatRequest, OpenRouterClient
+from ..client.message import MessageBuilder
+from ..errors import OrmagicError
+from ..events import Event, Finished, StreamFailed, Usage
+from ..render.views import FinalSummary, View
+from .conversation import Turn
+from .usage import footer_text
 
 __all__ = ["TurnOutcome", "run_turn"]
 

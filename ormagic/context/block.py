@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
-from ._redact import redact
-from ._snapshot import CellRecord, NotebookSnapshot
-from ._summaries import cut_middle, summarise
+from .redact import redact
+from .snapshot import CellRecord, NotebookSnapshot
+from .summaries import cut_middle, summarise
 
 __all__ = [
     "ContextBlock",

@@ -27,8 +27,7 @@ from typing import Any
 
 import httpx
 
-from ._apierrors import error_fields, error_for, retry_after
-from ._errors import (
+from ..errors import (
     APIError,
     ConfigError,
     MissingKeyError,
@@ -37,10 +36,12 @@ from ._errors import (
     TimeoutError_,
     TransportError,
 )
-from ._events import Event
-from ._settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
-from ._sse import iter_lines, iter_sse
-from ._stream import iter_completion_events, iter_events
+from ..events import Event
+from ..version import __version__
+from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
+from .sse import iter_lines, iter_sse
+from .statuses import error_fields, error_for, retry_after
+from .stream import iter_completion_events, iter_events
 
 __all__ = ["ChatRequest", "EventStream", "OpenRouterClient"]
 
@@ -198,7 +199,6 @@ class OpenRouterClient:
         return key
 
     def _headers(self, key: str, accept: str, has_body: bool) -> dict[str, str]:
-        from . import __version__  # imported late: the package may import this module
 
         headers = {"Accept": accept, "User-Agent": f"ormagic/{__version__}"}
         if has_body:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ._errors import (
+from ..errors import (
     APIError,
     AuthenticationError,
     BadRequestError,

@@ -7,6 +7,7 @@ them. Every command answers bad input with one clear line (an ``OrmagicError``).
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import shlex
 from collections.abc import Callable, Sequence
@@ -15,12 +16,12 @@ from typing import Any
 
 from traitlets import TraitError
 
-from ._conversation import Conversation
-from ._errors import ConfigError, OrmagicError
-from ._export import export_json, export_notebook, load_json
-from ._format import format_cost, format_count
-from ._markdown import escape_text
-from ._models import models_table_html, models_table_text, select_models
+from ..engine.conversation import Conversation
+from ..engine.export import export_json, export_notebook, load_json
+from ..engine.models import models_table_html, models_table_text, select_models
+from ..errors import ConfigError, OrmagicError
+from ..formatting import format_cost, format_count
+from ..render.markdown import escape_text, neutralise_markdown
 
 __all__ = ["COMMANDS", "Reply", "dispatch"]
 
@@ -255,7 +256,7 @@ def load(magics: Any, words: Sequence[str]) -> Reply:
 
 def _writer(path: str) -> Callable[..., None]:
     if path.endswith(".ipynb"):
-        return export_notebook
+        return functools.partial(export_notebook, neutralise=neutralise_markdown)
     if path.endswith(".json"):
         return export_json
     raise ConfigError(f"%chat export: {path!r} must end in .ipynb or .json")

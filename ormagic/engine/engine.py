@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._client import OpenRouterClient
-from ._conversation import ConversationStore, Turn
-from ._errors import OrmagicError
-from ._events import Usage
-from ._models import ModelCatalog, ModelInfo
-from ._settings import ClientSettings
-from ._usage import UsageLedger
+from ..client.http import OpenRouterClient
+from ..client.settings import ClientSettings
+from ..errors import OrmagicError
+from ..events import Usage
+from .conversation import ConversationStore, Turn
+from .models import ModelCatalog, ModelInfo
+from .usage import UsageLedger
 
 __all__ = ["Session"]
 

@@ -37,15 +37,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._summaries import elision_marker, shorten
+from .summaries import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, elision_marker, shorten
 
 if TYPE_CHECKING:
-    from ._capture import CapturedError, CapturedText, Recorder
+    from .capture import CapturedError, CapturedText, Recorder
 
 __all__ = ["CellRecord", "NotebookSnapshot", "running_cell", "strip_ansi", "take_snapshot"]
 
-OUTPUT_HEAD_CHARS = 4000
-OUTPUT_TAIL_CHARS = 4000
 # A cut moves back (or forward) to whitespace within this distance, so that a key or
 # token printed near the cut is never split into a half the redaction patterns miss.
 _SOFT_CUT_REACH = 200

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import OrmagicError, ProtocolError, StreamError
-from ._events import Event, Finished, KeepAlive, ReasoningDelta, StreamFailed, TextDelta, Usage
-from ._sse import SSEComment, SSEEvent
+from ..errors import OrmagicError, ProtocolError, StreamError
+from ..events import Event, Finished, KeepAlive, ReasoningDelta, StreamFailed, TextDelta, Usage
+from .sse import SSEComment, SSEEvent
 
 __all__ = ["iter_completion_events", "iter_events"]
 

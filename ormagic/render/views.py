@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from ._events import (
+from ..events import (
     Event,
     Finished,
     KeepAlive,
@@ -32,7 +32,7 @@ from ._events import (
     TextDelta,
     Usage,
 )
-from ._live import (
+from .live import (
     MAX_LIVE_OUTPUTS,
     Clock,
     JupyterPublisher,
@@ -43,8 +43,8 @@ from ._live import (
     pre_html,
     reasoning_split,
 )
-from ._markdown import escape_text, neutralise_markdown, render_html
-from ._reasoning import ReasoningPanel, reasoning_title
+from .markdown import escape_text, neutralise_markdown, render_html
+from .reasoning import ReasoningPanel, reasoning_title
 
 __all__ = [
     "FinalSummary",

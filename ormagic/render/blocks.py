@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._texmath import MATH_CLOSERS
+from .texmath import MATH_CLOSERS
 
 __all__ = ["split_blocks"]
 

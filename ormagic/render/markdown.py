@@ -33,7 +33,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from ._texmath import (
+from .texmath import (
     MATH_CLOSERS,
     math_bracket_block,
     math_bracket_inline,

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._events import Usage
+from ..events import Usage
 
 __all__ = ["Conversation", "ConversationStore", "Turn"]
 

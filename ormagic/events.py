@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import OrmagicError
+from .errors import OrmagicError
 
 __all__ = [
     "Event",

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ._blocks import split_blocks
-from ._markdown import escape_text
+from .blocks import split_blocks
+from .markdown import escape_text
 
 __all__ = [
     "MAX_LIVE_OUTPUTS",

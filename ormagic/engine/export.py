@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._conversation import Conversation, Turn
-from ._errors import ConfigError
-from ._events import Usage
+from ..errors import ConfigError
+from ..events import Usage
+from .conversation import Conversation, Turn
 
 if TYPE_CHECKING:
     import nbformat
@@ -68,24 +68,6 @@ def _write_new(path: str | os.PathLike[str], text: str, *, overwrite: bool) -> N
 
 
 # -- notebook ---------------------------------------------------------------------------
-
-
-def _neutraliser() -> Callable[[str], str]:
-    """``_markdown.neutralise_markdown`` (raw HTML made inert, link schemes checked).
-
-    Imported by name at call time because that module is written separately; until it
-    exists, the answer is shown as escaped preformatted text, which is safe if plain.
-    """
-    try:
-        module = importlib.import_module("ormagic._markdown")
-    except ImportError:
-        return _as_pre
-    neutralise: Callable[[str], str] = module.neutralise_markdown
-    return neutralise
-
-
-def _as_pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>" if text else ""
 
 
 def _escape_inline(text: str) -> str:
@@ -150,17 +132,20 @@ def _setup_source(conversation: Conversation) -> str:
     )
 
 
-def conversation_to_notebook(conversation: Conversation) -> nbformat.NotebookNode:
+def conversation_to_notebook(
+    conversation: Conversation, *, neutralise: Callable[[str], str]
+) -> nbformat.NotebookNode:
     """A notebook that replays the conversation: one ``%%chat`` cell per turn.
 
     Each prompt cell has no outputs; the answer follows as a Markdown cell whose metadata
-    keeps the model, provider, generation id, usage and cost of that turn.
+    keeps the model, provider, generation id, usage and cost of that turn. ``neutralise``
+    makes model Markdown safe to render (the renderer's ``neutralise_markdown``; handed
+    in, so that the engine does not import the Markdown stack).
     """
     # nbformat takes ~0.2 s to import: only when exporting. Its constructors carry no
     # type hints, hence Any.
     v4: Any = importlib.import_module("nbformat.v4")
 
-    neutralise = _neutraliser()
     cells = [
         v4.new_code_cell(_setup_source(conversation)),
         v4.new_markdown_cell(_title_markdown(conversation)),
@@ -193,11 +178,15 @@ def conversation_to_notebook(conversation: Conversation) -> nbformat.NotebookNod
 
 
 def export_notebook(
-    conversation: Conversation, path: str | os.PathLike[str], *, overwrite: bool = False
+    conversation: Conversation,
+    path: str | os.PathLike[str],
+    *,
+    neutralise: Callable[[str], str],
+    overwrite: bool = False,
 ) -> None:
     """Write the conversation as an ``.ipynb`` (nbformat 4, validated before writing)."""
     writes: Callable[..., str] = importlib.import_module("nbformat").writes
-    text = writes(conversation_to_notebook(conversation), version=4)
+    text = writes(conversation_to_notebook(conversation, neutralise=neutralise), version=4)
     _write_new(path, text, overwrite=overwrite)
 
 

@@ -10,9 +10,9 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ._conversation import Turn
-from ._events import Usage
-from ._format import format_cost, format_count, format_seconds
+from ..events import Usage
+from ..formatting import format_cost, format_count, format_seconds
+from .conversation import Turn
 
 __all__ = ["UsageLedger", "UsageTotals", "footer_text"]
 

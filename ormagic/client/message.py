@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._events import Event, ReasoningDelta, TextDelta
+from ..events import Event, ReasoningDelta, TextDelta
 
 __all__ = ["MessageBuilder"]
 

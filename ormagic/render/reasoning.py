@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._format import format_count, format_seconds
-from ._live import Bundle, Clock, LiveBlocks, Publisher, pre_html, reasoning_split
+from ..formatting import format_count, format_seconds
+from .live import Bundle, Clock, LiveBlocks, Publisher, pre_html, reasoning_split
 
 __all__ = ["ReasoningPanel", "reasoning_title"]
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._errors import ConfigError
-from ._events import Usage
-from ._format import format_cost, format_count
+from ..errors import ConfigError
+from ..events import Usage
+from ..formatting import format_cost, format_count
 
 __all__ = [
     "ModelCatalog",

@@ -41,8 +41,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Literal
 
-from ._snapshot import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS
-from ._summaries import shorten
+from .summaries import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, shorten
 
 __all__ = [
     "CapturedError",

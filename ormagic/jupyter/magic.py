@@ -20,18 +20,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, Unicode, validate
 
-from . import _commands
-from ._capture import Recorder
-from ._client import ChatRequest
-from ._context import ContextMode, build_context
-from ._conversation import Conversation
-from ._errors import ConfigError, OrmagicError
-from ._interpolate import interpolate
-from ._models import cost_of
-from ._redact import redact
-from ._render import NotebookView, TerminalView, View
-from ._session import Session
-from ._settings import (
+from ..client.http import ChatRequest
+from ..client.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODEL,
@@ -41,8 +31,18 @@ from ._settings import (
     ClientSettings,
     Secret,
 )
-from ._snapshot import running_cell, take_snapshot
-from ._turn import TurnOutcome, run_turn
+from ..context.block import ContextMode, build_context
+from ..context.capture import Recorder
+from ..context.interpolate import interpolate
+from ..context.redact import redact
+from ..context.snapshot import running_cell, take_snapshot
+from ..engine.conversation import Conversation
+from ..engine.engine import Session
+from ..engine.models import cost_of
+from ..engine.turn import TurnOutcome, run_turn
+from ..errors import ConfigError, OrmagicError
+from ..render.views import NotebookView, TerminalView, View
+from . import commands as _commands
 
 __all__ = ["ChatMagics"]
 

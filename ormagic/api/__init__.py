@@ -1,0 +1,1 @@
+"""The Python API: what ``ormagic.ask`` and ``ormagic.stream`` run. No IPython."""
