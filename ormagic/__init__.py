@@ -1,54 +1,102 @@
-"""ormagic: OpenRouter's models as a first-class part of a Jupyter notebook.
+"""ormagic: OpenRouter's models as a first-class part of a Jupyter notebook, and of Python.
 
-``%load_ext ormagic`` registers the ``%%chat`` cell magic and the ``%chat`` line magic.
-Loading prints nothing, does no network I/O and imports the heavy modules only then.
+In a notebook, ``%load_ext ormagic`` registers the ``%%chat`` cell magic and the ``%chat``
+line magic. In any Python process::
+
+    import ormagic
+    answer = ormagic.ask("What is 2+2?")
+    print(answer.text, answer.cost)
+
+Importing ormagic loads nothing heavy: each name below is imported when first used, and
+loading the extension prints nothing and does no network I/O.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from .version import __version__
+
 if TYPE_CHECKING:
+    from .api.answer import Answer
+    from .api.ask import ask, configure, stream
     from .engine.conversation import Conversation
+    from .engine.engine import Engine
+    from .errors import (
+        APIError,
+        ConfigError,
+        MissingKeyError,
+        OrmagicError,
+        StreamError,
+        TransportError,
+    )
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "conversation", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "APIError",
+    "Answer",
+    "ConfigError",
+    "Conversation",
+    "Engine",
+    "MissingKeyError",
+    "OrmagicError",
+    "StreamError",
+    "TransportError",
+    "__version__",
+    "ask",
+    "configure",
+    "conversation",
+    "load_ipython_extension",
+    "stream",
+    "unload_ipython_extension",
+]
 
-_magics: Any = None
+# public name -> the module that defines it, imported on first use
+_LAZY = {
+    "Answer": "ormagic.api.answer",
+    "ask": "ormagic.api.ask",
+    "configure": "ormagic.api.ask",
+    "stream": "ormagic.api.ask",
+    "Conversation": "ormagic.engine.conversation",
+    "Engine": "ormagic.engine.engine",
+    "APIError": "ormagic.errors",
+    "ConfigError": "ormagic.errors",
+    "MissingKeyError": "ormagic.errors",
+    "OrmagicError": "ormagic.errors",
+    "StreamError": "ormagic.errors",
+    "TransportError": "ormagic.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ormagic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def conversation(name: str = "default") -> Conversation:
+    """The conversation ``name`` of this session; ``.messages`` is what the next turn sends."""
+    from .engine.engine import default_engine
+
+    return default_engine().conversation(name)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%chat`` and ``%chat`` (called by ``%load_ext ormagic``)."""
-    global _magics
-    from .context.capture import install
-    from .jupyter.magic import ChatMagics
+    from .jupyter.extension import load
 
-    if _magics is not None and _magics.shell is ipython:
-        return  # loading twice keeps the conversations
-    _magics = ChatMagics(shell=ipython)
-    ipython.register_magics(_magics)
-    # IPython < 9.1 keeps no printed output of cells; None where it does
-    _magics.recorder = install(
-        ipython, format_error=_magics.format_error, shell_writers=_magics.shell_writers()
-    )
+    load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close the HTTP client and stop recording output (``%unload_ext ormagic``)."""
-    global _magics
-    from .context.capture import uninstall
+    from .jupyter.extension import unload
 
-    uninstall(ipython)
-    if _magics is not None:
-        _magics.session.close()
-        _magics = None
-
-
-def conversation(name: str = "default") -> Conversation:
-    """The conversation ``name`` of this kernel; ``.messages`` is what the next turn sends."""
-    if _magics is None:
-        from .engine.conversation import Conversation
-
-        return Conversation(name=name)
-    result: Conversation = _magics.session.store.get(name)
-    return result
+    unload(ipython)

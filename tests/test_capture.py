@@ -29,7 +29,7 @@ from ormagic.context.capture import (
     uninstall,
 )
 from ormagic.context.snapshot import NotebookSnapshot, take_snapshot
-from ormagic.jupyter.magic import ChatMagics
+from ormagic.jupyter.notebook import format_error, shell_writers
 
 IPYTHON_KEEPS_OUTPUTS = hasattr(HistoryManager, "outputs")  # IPython >= 9.1
 needs_old_ipython = pytest.mark.skipif(
@@ -74,8 +74,10 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
 @pytest.fixture
 def recorder(shell: InteractiveShell) -> Iterator[Recorder]:
     """The recorder ``%load_ext ormagic`` installs, with the magic's hooks into the shell."""
-    magics = ChatMagics(shell=shell)
-    hooks = {"format_error": magics.format_error, "shell_writers": magics.shell_writers()}
+    hooks = {
+        "format_error": lambda error: format_error(shell, error),
+        "shell_writers": shell_writers(shell),
+    }
     installed = install(shell, **hooks)
     recorder = Recorder(**hooks) if installed is None else installed
     if installed is None:

@@ -48,7 +48,7 @@ def sample() -> Conversation:
         name="maths", system="Answer briefly.", session_id="ormagic-0123456789abcdef"
     )
     conversation.record(
-        Turn(
+        Turn.single(
             prompt="What is 2+2?",
             user_message={"role": "user", "content": "What is 2+2?"},
             assistant_message={
@@ -67,7 +67,7 @@ def sample() -> Conversation:
         )
     )
     conversation.record(
-        Turn(
+        Turn.single(
             prompt="Und auf Deutsch? ü",
             # what was sent: the notebook context block, then the prompt
             user_message={
@@ -454,7 +454,7 @@ def test_hostile_model_text_is_inert_in_the_notebook() -> None:
     hostile = "<img src=x onerror=alert(1)>"
     conversation = Conversation(name="x_<b>", system=f"{hostile}\nline two")
     conversation.record(
-        Turn(
+        Turn.single(
             prompt="hi",
             user_message={"role": "user", "content": "hi"},
             assistant_message={"role": "assistant", "content": hostile, "reasoning": hostile},

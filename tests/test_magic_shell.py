@@ -211,11 +211,25 @@ def test_context_command_shows_without_sending(
 def test_public_surface() -> None:
     assert ormagic.__all__ == sorted(ormagic.__all__)
     assert ormagic.__all__ == [
+        "APIError",
+        "Answer",
+        "ConfigError",
+        "Conversation",
+        "Engine",
+        "MissingKeyError",
+        "OrmagicError",
+        "StreamError",
+        "TransportError",
         "__version__",
+        "ask",
+        "configure",
         "conversation",
         "load_ipython_extension",
+        "stream",
         "unload_ipython_extension",
     ]
+    # every public name resolves, lazily
+    assert all(getattr(ormagic, name) is not None for name in ormagic.__all__)
 
 
 def test_answer_cut_by_max_tokens_says_so(

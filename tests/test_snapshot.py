@@ -19,7 +19,7 @@ from traitlets.config import Config
 
 from ormagic.context.capture import install, uninstall
 from ormagic.context.snapshot import CellRecord, NotebookSnapshot, take_snapshot
-from ormagic.jupyter.magic import ChatMagics
+from ormagic.jupyter.notebook import format_error, shell_writers
 
 # IPython < 9.1 keeps no outputs: there the recorder %load_ext installs records them.
 IPYTHON_KEEPS_OUTPUTS = hasattr(HistoryManager, "outputs")
@@ -43,9 +43,8 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
     # HistoryManager.outputs is a class-level dict, shared by every shell: start clean.
     ip.history_manager.reset()
     ip.user_ns["take_snapshot"] = take_snapshot
-    magics = ChatMagics(shell=ip)
     ip.user_ns["recorder"] = install(
-        ip, format_error=magics.format_error, shell_writers=magics.shell_writers()
+        ip, format_error=lambda error: format_error(ip, error), shell_writers=shell_writers(ip)
     )
     yield ip
     uninstall(ip)

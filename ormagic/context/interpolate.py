@@ -3,7 +3,8 @@
 Rules (unlike jupyter-ai's ``str.format``, braces never raise):
 
 - ``{name}``, ``{name.attr}``, ``{name[0]}``, ``{name['key']}`` and chains of these are
-  replaced by ``str()`` of the value; ``{In[3]}`` and ``{Out[3]}`` work as a result.
+  replaced by ``convert(expression, value)`` (by default ``str()`` of the value);
+  ``{In[3]}`` and ``{Out[3]}`` work as a result.
 - A name that is not defined, or a lookup that fails, stays exactly as written.
 - Nothing inside fenced code blocks or inline code spans is touched.
 - ``{{`` and ``}}`` outside code give literal ``{`` and ``}``.
@@ -26,9 +27,14 @@ _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[([^\[\]]+)\]")
 _MISSING = object()
 
 
-def interpolate(
-    text: str, namespace: Mapping[str, Any], convert: Callable[[Any], str] = str
-) -> str:
+Convert = Callable[[str, Any], str]
+
+
+def _str(expression: str, value: Any) -> str:
+    return str(value)
+
+
+def interpolate(text: str, namespace: Mapping[str, Any], convert: Convert = _str) -> str:
     """Replace ``{expr}`` references outside code with values from ``namespace``."""
     out: list[str] = []
     fence: str | None = None
@@ -46,9 +52,7 @@ def interpolate(
     return "".join(out)
 
 
-def _interpolate_line(
-    line: str, namespace: Mapping[str, Any], convert: Callable[[Any], str]
-) -> str:
+def _interpolate_line(line: str, namespace: Mapping[str, Any], convert: Convert) -> str:
     pieces: list[str] = []
     pos = 0
     for span in _CODE_SPAN.finditer(line):
@@ -59,7 +63,7 @@ def _interpolate_line(
     return "".join(pieces)
 
 
-def _substitute(text: str, namespace: Mapping[str, Any], convert: Callable[[Any], str]) -> str:
+def _substitute(text: str, namespace: Mapping[str, Any], convert: Convert) -> str:
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
         if token == "{{":
@@ -67,7 +71,7 @@ def _substitute(text: str, namespace: Mapping[str, Any], convert: Callable[[Any]
         if token == "}}":
             return "}"
         value = _resolve(match.group(1), namespace)
-        return token if value is _MISSING else convert(value)
+        return token if value is _MISSING else convert(match.group(1), value)
 
     return _TOKEN.sub(replace, text)
 

@@ -1,4 +1,12 @@
-"""Conversations held in the kernel: turns, and the messages sent to the model."""
+"""Conversations held in the kernel: turns, and the messages sent to the model.
+
+A :class:`Turn` is one question and what came back: one :class:`Response` per model asked
+(several when models answer side by side), one of which (``chosen``) continues the
+conversation. A response keeps the messages exactly as they go back to the model on the
+next turn: the assistant message with ``reasoning`` and ``reasoning_details`` as received
+(docs/openrouter-api.md §5), and, when the model called tools, each round's assistant
+message and tool results in order.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,23 @@ from typing import Any
 
 from ..events import Usage
 
-__all__ = ["Conversation", "ConversationStore", "Turn"]
+__all__ = ["Conversation", "ConversationStore", "Response", "Turn", "new_session_id"]
+
+
+def new_session_id() -> str:
+    """A fresh ``session_id``: OpenRouter keeps one conversation on one provider with it."""
+    return f"ormagic-{uuid.uuid4().hex}"
 
 
 @dataclass
-class Turn:
-    """One exchange: the user's message as sent and the assistant's message as received."""
+class Response:
+    """One model's answer to a turn's question, and what it cost."""
 
-    prompt: str
-    user_message: dict[str, Any]
-    assistant_message: dict[str, Any]
-    cell_id: str | None = None
+    messages: list[dict[str, Any]]
+    """The messages after the user's, as sent back: the final one is the answer."""
     model: str | None = None
+    """The model that answered (a fallback may differ from the one asked for)."""
+    requested_model: str | None = None
     provider: str | None = None
     generation_id: str | None = None
     usage: Usage | None = None
@@ -28,12 +41,93 @@ class Turn:
     elapsed: float = 0.0
     interrupted: bool = False
     error: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last assistant message (an empty one when there is none)."""
+        assistant = [m for m in self.messages if m.get("role") == "assistant"]
+        return assistant[-1] if assistant else {"role": "assistant", "content": ""}
+
+    @property
+    def text(self) -> str:
+        """The answer's text."""
+        content = self.final.get("content")
+        return content if isinstance(content, str) else ""
+
+
+@dataclass
+class Turn:
+    """One question (the user's message as sent) and the responses to it."""
+
+    prompt: str
+    user_message: dict[str, Any]
+    responses: list[Response]
+    cell_id: str | None = None
+    chosen: int = 0
+
+    @classmethod
+    def single(
+        cls,
+        prompt: str,
+        user_message: dict[str, Any],
+        assistant_message: dict[str, Any],
+        *,
+        cell_id: str | None = None,
+        **response: Any,
+    ) -> Turn:
+        """A turn with one response made of one assistant message."""
+        return cls(prompt, user_message, [Response([assistant_message], **response)], cell_id)
+
+    @property
+    def response(self) -> Response:
+        """The response that continues the conversation."""
+        return self.responses[self.chosen]
+
+    @property
+    def assistant_message(self) -> dict[str, Any]:
+        return self.response.final
 
     @property
     def answer(self) -> str:
-        """The assistant's answer text."""
-        content = self.assistant_message.get("content")
-        return content if isinstance(content, str) else ""
+        """The chosen response's answer text."""
+        return self.response.text
+
+    @property
+    def model(self) -> str | None:
+        return self.response.model
+
+    @property
+    def provider(self) -> str | None:
+        return self.response.provider
+
+    @property
+    def generation_id(self) -> str | None:
+        return self.response.generation_id
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.response.usage
+
+    @property
+    def cost(self) -> float | None:
+        return self.response.cost
+
+    @property
+    def elapsed(self) -> float:
+        return self.response.elapsed
+
+    @property
+    def interrupted(self) -> bool:
+        return self.response.interrupted
+
+    @property
+    def error(self) -> str | None:
+        return self.response.error
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The user's message and the chosen response's messages, as sent next time."""
+        return [self.user_message, *self.response.messages]
 
 
 @dataclass
@@ -43,37 +137,36 @@ class Conversation:
     name: str = "default"
     system: str | None = None
     turns: list[Turn] = field(default_factory=list)
-    session_id: str = field(default_factory=lambda: f"ormagic-{uuid.uuid4().hex}")
+    session_id: str = field(default_factory=new_session_id)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The messages in OpenRouter's form, exactly as they are sent on the next turn."""
+        return self.with_system(self.system, self.history())
+
+    def history(self, before_cell: str | None = None) -> list[dict[str, Any]]:
+        """The turns' messages, without the system prompt.
+
+        When ``before_cell`` ran before, the history stops where that cell's turn stood:
+        a re-run cell is asked again at its place in the conversation.
+        """
         out: list[dict[str, Any]] = []
-        if self.system:
-            out.append({"role": "system", "content": self.system})
         for turn in self.turns:
-            out.append(turn.user_message)
-            out.append(turn.assistant_message)
+            if before_cell is not None and turn.cell_id == before_cell:
+                break
+            out.extend(turn.messages())
         return out
+
+    @staticmethod
+    def with_system(system: str | None, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` after a system message, when there is a system prompt."""
+        return [{"role": "system", "content": system}, *messages] if system else messages
 
     def request_messages(
         self, user_message: Mapping[str, Any], cell_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Messages for a new turn: the history plus the new user message.
-
-        When ``cell_id`` ran before, the history stops where that cell's turn stood: the
-        re-run cell is asked again at its place in the conversation.
-        """
-        out: list[dict[str, Any]] = []
-        if self.system:
-            out.append({"role": "system", "content": self.system})
-        for turn in self.turns:
-            if cell_id is not None and turn.cell_id == cell_id:
-                break
-            out.append(turn.user_message)
-            out.append(turn.assistant_message)
-        out.append(dict(user_message))
-        return out
+        """Messages for a new turn: the history (up to ``cell_id``'s turn) plus the question."""
+        return self.with_system(self.system, [*self.history(cell_id), dict(user_message)])
 
     def record(self, turn: Turn) -> None:
         """Add a turn; a turn from a re-run cell replaces that cell's earlier turn in place."""
@@ -92,7 +185,7 @@ class Conversation:
 
 
 class ConversationStore:
-    """All conversations of a kernel session, by name."""
+    """All conversations of a session, by name."""
 
     def __init__(self) -> None:
         self._conversations: dict[str, Conversation] = {}
@@ -102,6 +195,10 @@ class ConversationStore:
         if name not in self._conversations:
             self._conversations[name] = Conversation(name=name)
         return self._conversations[name]
+
+    def peek(self, name: str) -> Conversation | None:
+        """The conversation called ``name`` if it exists; nothing is created."""
+        return self._conversations.get(name)
 
     def reset(self, name: str = "default") -> Conversation:
         """Forget the conversation ``name`` and start it afresh."""

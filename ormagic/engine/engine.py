@@ -1,38 +1,148 @@
-"""The kernel-wide state behind the magics: conversations, usage, model catalogue, clients.
+"""The engine: everything a question needs, for a script, a test, a worker or the magic.
 
-Knows nothing of IPython: the magic owns one :class:`Session` and hands it settings.
+An :class:`Engine` holds the session's state (conversations, the usage ledger, the model
+catalogue, one HTTP client) and answers questions::
+
+    engine = Engine()
+    result = engine.answer("What is 2+2?", AskOptions(model="openai/gpt-5-nano"))
+    result.outcome.text
+
+It knows nothing of IPython: the magic hands it a :class:`~ormagic.engine.notebook.Notebook`
+to read context from and a :class:`~ormagic.view.View` to show the answer in.
+
+State changes in one place, :meth:`Engine._commit`, and only once a question was valid and
+its answer began: a bad flag, a missing key or an error before the first word leaves every
+conversation as it was. What the user saw is recorded before anything that can block
+(looking up the price may fetch ``/models``).
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..client.http import OpenRouterClient
+from ..client.http import ChatRequest, OpenRouterClient
 from ..client.settings import ClientSettings
-from ..errors import OrmagicError
-from ..events import Usage
-from .conversation import ConversationStore, Turn
-from .models import ModelCatalog, ModelInfo
+from ..context.block import ContextBlock
+from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
+from ..events import Event, Usage
+from ..view import NullView, View
+from .conversation import Conversation, ConversationStore, Turn, new_session_id
+from .models import ModelCatalog, ModelInfo, cost_of
+from .notebook import Notebook, fill_prompt, gather_context
+from .options import AskOptions, Checked, Defaults, check
+from .turn import Clock, Outcome, iter_answer
 from .usage import UsageLedger
 
-__all__ = ["Session"]
+__all__ = ["Engine", "Prepared", "TurnResult", "default_engine", "set_default_engine"]
+
+# Context budget when the model's context length is unknown (the catalogue not fetched).
+_FALLBACK_BUDGET = 24_000
+_MAX_BUDGET = 100_000
 
 
-class Session:
-    """Everything a kernel remembers between ``%%chat`` cells."""
+@dataclass(frozen=True)
+class Prepared:
+    """A question ready to send: checked options, the prompt as sent, the request."""
 
-    def __init__(self) -> None:
+    checked: Checked
+    prompt: str
+    user_message: dict[str, Any]
+    request: ChatRequest
+    system: str | None  # the conversation's system prompt once this turn is recorded
+    session_id: str  # the conversation's (a new one for a new conversation)
+    context: ContextBlock | None = None
+    chat_cell: int | None = None  # the running cell: the next question's context starts after it
+
+    @property
+    def conversation(self) -> str:
+        return self.checked.conversation
+
+
+@dataclass
+class TurnResult:
+    """How a question ended: the outcome of the stream and the turn recorded from it."""
+
+    prepared: Prepared
+    outcome: Outcome
+    turn: Turn | None = None  # None when nothing arrived (nothing was recorded)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Exchange:
+    """One question being answered: iterate for its events; the turn is recorded at the end.
+
+    Recording happens when the stream ends, however it ends (finished, failed, the
+    consumer stopped reading, an interrupt), as long as something arrived.
+    """
+
+    def __init__(self, engine: Engine, prepared: Prepared, clock: Clock) -> None:
+        self.prepared = prepared
+        self.result = TurnResult(prepared, Outcome(prepared.request.model, {}))
+        self._engine = engine
+        self._events: Generator[Event, None, None] = self._stream(clock)
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._events
+
+    def close(self) -> None:
+        """Stop reading (the connection is closed) and record what arrived."""
+        self._events.close()
+
+    def _stream(self, clock: Clock) -> Generator[Event, None, None]:
+        outcome = self.result.outcome
+        try:
+            yield from iter_answer(self._engine.client(), self.prepared.request, outcome, clock)
+        finally:
+            # nothing is recorded when nothing arrived (an error before the answer began)
+            self.result.turn = self._engine._commit(self.prepared, outcome)
+
+
+class Engine:
+    """Conversations, usage, models and one HTTP client, behind one object."""
+
+    def __init__(
+        self,
+        defaults: Defaults | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.defaults = defaults or Defaults()
         self.store = ConversationStore()
         self.ledger = UsageLedger()
-        # execution count of the latest %%chat cell, per conversation: the next turn's
-        # context starts after it
+        # number of the latest %%chat cell, per conversation: the next turn's context
+        # starts after it
         self.last_chat_cell: dict[str, int] = {}
+        # the notebook ormagic.ask reads context from: set when the extension is loaded
+        self.notebook: Notebook | None = None
+        self._env = env
+        self._clock = clock
         self._settings: ClientSettings | None = None
         self._client: OpenRouterClient | None = None
         self.catalog = ModelCatalog(self._fetch_models)
 
-    def client(self, settings: ClientSettings) -> OpenRouterClient:
-        """A client for ``settings``, reused while the settings stay the same."""
+    # ------------------------------------------------------------------ settings and client
+
+    def client_settings(self) -> ClientSettings:
+        """Client settings: the defaults over the environment."""
+        return self.defaults.client_settings(self._environ())
+
+    def default_model(self) -> str:
+        return self.defaults.model_or_env(self._environ())
+
+    def key_source(self) -> str:
+        return self.defaults.key_source(self._environ())
+
+    def _environ(self) -> Mapping[str, str]:
+        return os.environ if self._env is None else self._env
+
+    def client(self) -> OpenRouterClient:
+        """The HTTP client for the current settings, reused while they stay the same."""
+        settings = self.client_settings()
         if self._client is None or settings != self._settings:
             if self._client is not None:
                 self._client.close()
@@ -42,9 +152,7 @@ class Session:
         return self._client
 
     def _fetch_models(self) -> list[dict[str, object]]:
-        if self._client is None:
-            raise OrmagicError("No client yet")
-        return self._client.get_models()
+        return self.client().get_models()
 
     def cached_model(self, model_id: str) -> ModelInfo | None:
         """The catalogue entry for ``model_id`` if the catalogue was fetched, without I/O."""
@@ -52,8 +160,236 @@ class Session:
             return None
         return self.catalog.get(model_id)
 
-    def resolve_costs(self, client: OpenRouterClient) -> int:
-        """Look up the cost of turns that streamed no usage (``GET /generation``).
+    def secrets(self) -> list[str]:
+        """Exact secrets to redact from anything sent: the API key."""
+        key = self.client_settings().api_key
+        return [key.reveal()] if key else []
+
+    def close(self) -> None:
+        """Close the HTTP client (it reopens when needed)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ------------------------------------------------------------------ conversations
+
+    def conversation(self, name: str = "default") -> Conversation:
+        return self.store.get(name)
+
+    def reset(self, name: str = "default") -> Conversation:
+        """Forget a conversation, and where its notebook context starts."""
+        self.last_chat_cell.pop(name, None)
+        return self.store.reset(name)
+
+    def put(self, conversation: Conversation) -> None:
+        """Store a conversation (loaded from a file); its context starts afresh."""
+        self.last_chat_cell.pop(conversation.name, None)
+        self.store.put(conversation)
+
+    # ------------------------------------------------------------------ asking
+
+    def check(self, options: AskOptions) -> Checked:
+        """Check a question's options, the key and the budget; change nothing."""
+        checked = check(options, self.defaults)
+        settings = self.client_settings()
+        if not settings.api_key:
+            raise MissingKeyError()
+        self.check_budget()
+        return checked
+
+    def check_budget(self) -> None:
+        """Raise :class:`BudgetExceededError` once the session spent ``max_cost``."""
+        limit = self.defaults.max_cost
+        spent = self.ledger.session_cost
+        if limit is not None and spent >= limit:
+            raise BudgetExceededError(
+                f"Budget reached: this session spent ${spent:.4f} of max_cost ${limit:.4f}. "
+                "Raise it with %config ChatMagics.max_cost = …"
+            )
+
+    def fill(self, text: str, checked: Checked, notebook: Notebook | None) -> str:
+        """The prompt as sent: ``{name}`` from the notebook filled in, bounded and redacted."""
+        namespace = notebook.namespace if notebook and checked.options.interpolate else None
+        return fill_prompt(text, namespace, secrets=self.secrets(), fix=checked.options.fix)
+
+    def context(
+        self, prompt: str, checked: Checked, notebook: Notebook | None
+    ) -> ContextBlock | None:
+        """The notebook context block for ``prompt`` (None without a notebook)."""
+        if notebook is None:
+            return None
+        options = checked.options
+        since = None if options.new else self.last_chat_cell.get(options.conversation)
+        return gather_context(
+            notebook,
+            prompt=prompt,
+            mode=checked.context,
+            since=since,
+            budget_tokens=self.context_budget(checked.model),
+            fix=options.fix,
+            secrets=self.secrets(),
+        )
+
+    def preview_context(
+        self, prompt: str, options: AskOptions, notebook: Notebook | None
+    ) -> ContextBlock:
+        """The context block the next question would send; needs no key, sends nothing."""
+        block = self.context(prompt, check(options, self.defaults), notebook)
+        return block if block is not None else ContextBlock("", 0)
+
+    def context_budget(self, model: str) -> int:
+        """Tokens for the context block: the setting, else a tenth of the model's context."""
+        if self.defaults.context_budget is not None:
+            return int(self.defaults.context_budget)
+        info = self.cached_model(model)
+        if info is not None and info.context_length:
+            return min(info.context_length // 10, _MAX_BUDGET)
+        return _FALLBACK_BUDGET
+
+    def prepare(
+        self,
+        text: str,
+        options: AskOptions,
+        notebook: Notebook | None = None,
+        *,
+        on_checked: Callable[[Checked], None] | None = None,
+    ) -> Prepared:
+        """Check everything and build the request; nothing changes until it is answered.
+
+        ``on_checked`` runs once the options are known to be good, before the notebook is
+        read (which can take a moment): the magic shows its waiting line there.
+        """
+        checked = self.check(options)
+        prompt = self.fill(text, checked, notebook)  # variables are found in the text as typed
+        if on_checked is not None:
+            on_checked(checked)
+        block = self.context(text, checked, notebook)
+        content = f"{block.text}\n\n{prompt}" if block is not None and block.text else prompt
+        user_message = {"role": "user", "content": content}
+        existing = None if options.new else self.store.peek(options.conversation)
+        system = self._system(options, existing)
+        history = existing.history(options.cell_id) if existing is not None else []
+        request = ChatRequest(
+            messages=Conversation.with_system(system, [*history, user_message]),
+            model=checked.model,
+            max_tokens=checked.max_tokens,
+            reasoning={"effort": checked.reasoning} if checked.reasoning else None,
+            temperature=checked.temperature,
+            provider=checked.provider,
+            models=options.fallbacks,
+            session_id=existing.session_id if existing is not None else new_session_id(),
+        )
+        return Prepared(
+            checked=checked,
+            prompt=prompt,
+            user_message=user_message,
+            request=request,
+            system=system,
+            session_id=request.session_id or new_session_id(),
+            context=block,
+            chat_cell=notebook.running_cell() if notebook is not None else None,
+        )
+
+    def _system(self, options: AskOptions, existing: Conversation | None) -> str | None:
+        if options.system is not None:
+            return options.system or None
+        if existing is not None and (existing.system is not None or existing.turns):
+            return existing.system
+        return self.defaults.system
+
+    def exchange(self, prepared: Prepared) -> Exchange:
+        """The events of ``prepared`` being answered; the turn is recorded when they end."""
+        return Exchange(self, prepared, self._clock)
+
+    def answer(
+        self,
+        text: str,
+        options: AskOptions | None = None,
+        *,
+        notebook: Notebook | None = None,
+        view: View | None = None,
+    ) -> TurnResult:
+        """Ask and stream the answer into ``view``; the view is finished or abandoned.
+
+        Bad options, a missing key and errors before the answer begins raise (an
+        :class:`~ormagic.errors.OrmagicError`) and change nothing. An error or an
+        interrupt after it began ends the turn with what arrived, recorded.
+        """
+        view = view or NullView()
+        options = options or AskOptions()
+        shown = False
+
+        def start(checked: Checked) -> None:
+            nonlocal shown
+            view.start(checked.model)
+            shown = True
+
+        try:
+            prepared = self.prepare(text, options, notebook, on_checked=start)
+        except BaseException:
+            if shown:
+                view.abandon()
+            raise
+        return self.run(prepared, view)
+
+    def run(self, prepared: Prepared, view: View) -> TurnResult:
+        """Stream ``prepared`` into ``view``: record, price, then finish the view."""
+        exchange = self.exchange(prepared)
+        result = exchange.result
+        try:
+            try:
+                for event in exchange:
+                    view.handle(event)
+            except KeyboardInterrupt:
+                exchange.close()  # records what arrived, marked interrupted
+            if result.turn is not None:
+                self.price(result)
+        finally:
+            if view.started or result.outcome.produced:
+                view.finish(result.outcome.summary(prepared.conversation))
+            else:
+                view.abandon()
+        return result
+
+    def _commit(self, prepared: Prepared, outcome: Outcome) -> Turn | None:
+        """Record the answer: the one place where a question changes the session's state."""
+        if not outcome.produced:
+            return None
+        options = prepared.checked.options
+        name = options.conversation
+        conversation = self.reset(name) if options.new else self.store.get(name)
+        conversation.system = prepared.system
+        conversation.session_id = prepared.session_id
+        turn = Turn(
+            prompt=prepared.prompt,
+            user_message=prepared.user_message,
+            responses=[outcome.to_response()],
+            cell_id=options.cell_id,
+        )
+        conversation.record(turn)
+        self.ledger.add_turn(name, turn)
+        if prepared.chat_cell is not None:
+            self.last_chat_cell[name] = prepared.chat_cell
+        return turn
+
+    def price(self, result: TurnResult) -> None:
+        """Fill in the cost: OpenRouter's ``usage.cost``, else tokens times listed prices.
+
+        The listed prices may need ``GET /models``; a failure there leaves it unknown.
+        """
+        outcome = result.outcome
+        if outcome.usage is None or result.turn is None:
+            return
+        cost = outcome.usage.cost
+        if cost is None:
+            try:
+                cost = cost_of(outcome.usage, self.catalog.get(outcome.answered_by))
+            except OrmagicError:
+                return
+        outcome.cost = result.turn.response.cost = cost
+
+    def resolve_costs(self) -> int:
+        """Look up the cost of answers that streamed no usage (``GET /generation``).
 
         OpenRouter bills interrupted and dropped generations too, and reports them a moment
         later (docs §7). A lookup that fails (not ready yet, no key, offline) leaves the
@@ -62,30 +398,20 @@ class Session:
         resolved = 0
         for generation_id in self.ledger.unresolved():
             try:
-                data = client.get_generation(generation_id)
+                data = self.client().get_generation(generation_id)
             except OrmagicError:
                 continue
             cost = data.get("total_cost")
             if not isinstance(cost, int | float) or isinstance(cost, bool):
                 continue
-            usage = usage_from_generation(data, float(cost))
-            self.ledger.resolve(generation_id, usage, float(cost))
-            for turn in self._turns(generation_id):
-                turn.usage, turn.cost = usage, float(cost)
+            self.ledger.resolve(
+                generation_id, usage_from_generation(data, float(cost)), float(cost)
+            )
             resolved += 1
         return resolved
 
-    def _turns(self, generation_id: str) -> list[Turn]:
-        return [t for c in self.store for t in c.turns if t.generation_id == generation_id]
 
-    def close(self) -> None:
-        """Close the HTTP client."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
-def usage_from_generation(data: dict[str, Any], cost: float) -> Usage:
+def usage_from_generation(data: Mapping[str, Any], cost: float) -> Usage:
     """Token counts from ``GET /generation`` stats (``tokens_*`` / ``native_tokens_*``)."""
 
     def count(*keys: str) -> int:
@@ -101,5 +427,22 @@ def usage_from_generation(data: dict[str, Any], cost: float) -> Usage:
         reasoning_tokens=count("native_tokens_reasoning"),
         cached_tokens=count("native_tokens_cached"),
         cost=cost,
-        raw=data,
+        raw=dict(data),
     )
+
+
+_default: Engine | None = None
+
+
+def default_engine() -> Engine:
+    """The engine ``ormagic.ask`` uses: the notebook's once ``%load_ext ormagic`` ran."""
+    global _default
+    if _default is None:
+        _default = Engine()
+    return _default
+
+
+def set_default_engine(engine: Engine | None) -> None:
+    """Make ``engine`` the one ``ormagic.ask`` uses (the extension does, on load)."""
+    global _default
+    _default = engine

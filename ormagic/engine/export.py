@@ -332,10 +332,10 @@ def _usage_from(data: Any) -> Usage | None:
 def _turn_from(user: dict[str, Any], assistant: dict[str, Any], meta: Mapping[str, Any]) -> Turn:
     """A turn from its two messages; the metadata, written by us, fills in the rest."""
     prompt = _opt(meta.get("prompt"), str)
-    return Turn(
-        prompt=prompt if prompt is not None else _prompt_of(user),
-        user_message=user,
-        assistant_message=assistant,
+    return Turn.single(
+        prompt if prompt is not None else _prompt_of(user),
+        user,
+        assistant,
         cell_id=_opt(meta.get("cell_id"), str),
         model=_opt(meta.get("model"), str),
         provider=_opt(meta.get("provider"), str),

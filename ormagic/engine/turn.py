@@ -1,7 +1,7 @@
-"""One turn: stream a request into a view and collect what happened, losing nothing.
+"""One model answering: stream a request, collect what happened, lose nothing.
 
-Knows the client's event stream and the view's interface, not IPython. A keyboard interrupt
-(the kernel's stop button is SIGINT, raised inside the socket read) leaves the client's
+Knows the client's event stream, not IPython nor any view. A keyboard interrupt (the
+kernel's stop button is SIGINT, raised inside the socket read) leaves the client's
 ``with`` block, which closes the HTTP response at once: that is how OpenRouter learns to
 stop generating and billing (docs/openrouter-api.md §4.1).
 """
@@ -9,7 +9,7 @@ stop generating and billing (docs/openrouter-api.md §4.1).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +17,21 @@ from ..client.http import ChatRequest, OpenRouterClient
 from ..client.message import MessageBuilder
 from ..errors import OrmagicError
 from ..events import Event, Finished, StreamFailed, Usage
-from ..render.views import FinalSummary, View
-from .conversation import Turn
+from ..view import FinalSummary
+from .conversation import Response
 from .usage import footer_text
 
-__all__ = ["TurnOutcome", "run_turn"]
+__all__ = ["Outcome", "iter_answer"]
+
+Clock = Callable[[], float]
 
 
 @dataclass
-class TurnOutcome:
-    """What a streamed turn produced."""
+class Outcome:
+    """What one model's stream produced; filled in while it streams."""
 
+    requested_model: str
     message: dict[str, Any]
-    requested_model: str = ""
     usage: Usage | None = None
     finished: Finished | None = None
     failure: OrmagicError | None = None
@@ -38,12 +40,30 @@ class TurnOutcome:
     model: str | None = None
     provider: str | None = None
     generation_id: str | None = None
-    cost: float | None = None  # set by the caller: usage.cost, or from listed prices
+    cost: float | None = None  # usage.cost, or priced later from the model's listed prices
 
     @property
     def answered_by(self) -> str:
         """The model that answered (the one asked for when the stream never said)."""
         return self.model or self.requested_model
+
+    @property
+    def text(self) -> str:
+        content = self.message.get("content")
+        return content if isinstance(content, str) else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.finished.reason if self.finished else None
+
+    @property
+    def produced(self) -> bool:
+        """True when any answer or reasoning arrived (the turn is worth recording)."""
+        return bool(
+            self.message.get("content")
+            or self.message.get("reasoning")
+            or self.message.get("reasoning_details")
+        )
 
     def status_line(self) -> str | None:
         """One line under the answer when the turn did not end normally."""
@@ -51,21 +71,18 @@ class TurnOutcome:
             return "⏹ Interrupted: the partial answer is kept in the conversation."
         if self.failure is not None:
             return f"⚠ {self.failure}"
-        reason = self.finished.reason if self.finished else None
-        if reason == "length":
+        if self.finish_reason == "length":
             return "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more."
-        if reason == "content_filter":
+        if self.finish_reason == "content_filter":
             return "⚠ The provider's content filter stopped the answer."
         return None
 
-    def to_turn(self, prompt: str, user_message: dict[str, Any], cell_id: str | None) -> Turn:
-        """The conversation turn this outcome makes."""
-        return Turn(
-            prompt=prompt,
-            user_message=user_message,
-            assistant_message=self.message,
-            cell_id=cell_id,
+    def to_response(self) -> Response:
+        """The conversation's record of this answer."""
+        return Response(
+            [self.message],
             model=self.answered_by,
+            requested_model=self.requested_model,
             provider=self.provider,
             generation_id=self.generation_id,
             usage=self.usage,
@@ -73,6 +90,7 @@ class TurnOutcome:
             elapsed=self.elapsed,
             interrupted=self.interrupted,
             error=str(self.failure) if self.failure else None,
+            finish_reason=self.finish_reason,
         )
 
     def summary(self, conversation: str) -> FinalSummary:
@@ -114,46 +132,36 @@ class TurnOutcome:
             "interrupted": self.interrupted,
         }
 
-    @property
-    def produced(self) -> bool:
-        """True when any answer or reasoning arrived (the turn is worth recording)."""
-        return bool(
-            self.message.get("content")
-            or self.message.get("reasoning")
-            or self.message.get("reasoning_details")
-        )
 
-
-def run_turn(
-    client: OpenRouterClient,
-    request: ChatRequest,
-    view: View,
-    clock: Callable[[], float] = time.monotonic,
-) -> TurnOutcome:
-    """Stream ``request`` into ``view``.
+def iter_answer(
+    client: OpenRouterClient, request: ChatRequest, outcome: Outcome, clock: Clock = time.monotonic
+) -> Iterator[Event]:
+    """Stream ``request``, yielding its events and filling ``outcome`` as they arrive.
 
     Errors raised before the stream begins (no key, HTTP errors, unreachable server)
-    propagate unchanged: nothing was shown and nothing is to be recorded.
+    propagate: nothing was shown and nothing is to be recorded. An interrupt, in the
+    socket read or while the caller handles an event (the generator is then closed),
+    marks the outcome interrupted and keeps what arrived.
     """
     builder = MessageBuilder()
-    outcome = TurnOutcome(message={}, requested_model=request.model)
     start = clock()
     try:
         with client.stream_chat(request) as events:
             outcome.generation_id = events.generation_id
             for event in events:
                 builder.add(event)
-                view.handle(event)
                 _note(outcome, event)
-    except KeyboardInterrupt:
+                yield event
+    except (KeyboardInterrupt, GeneratorExit) as stop:
         outcome.interrupted = True
+        if isinstance(stop, GeneratorExit):
+            raise
     finally:
         outcome.elapsed = clock() - start
         outcome.message = builder.message()
-    return outcome
 
 
-def _note(outcome: TurnOutcome, event: Event) -> None:
+def _note(outcome: Outcome, event: Event) -> None:
     if isinstance(event, Usage):
         outcome.usage = event
     elif isinstance(event, Finished):
@@ -165,7 +173,7 @@ def _note(outcome: TurnOutcome, event: Event) -> None:
 
 
 def _identify(
-    outcome: TurnOutcome, model: str | None, provider: str | None, generation_id: str | None
+    outcome: Outcome, model: str | None, provider: str | None, generation_id: str | None
 ) -> None:
     outcome.model = model
     outcome.provider = provider

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..events import Usage
 from ..formatting import format_cost, format_count, format_seconds
-from .conversation import Turn
+from .conversation import Response, Turn
 
 __all__ = ["UsageLedger", "UsageTotals", "footer_text"]
 
@@ -60,15 +60,22 @@ class UsageTotals:
 @dataclass(frozen=True)
 class _Entry:
     conversation: str
-    model: str
-    usage: Usage | None
-    cost: float | None
-    seconds: float
-    generation_id: str | None = None
+    response: Response  # shared with the conversation: a cost found later shows in both
+
+    @property
+    def model(self) -> str:
+        return self.response.model or "?"
+
+    def add_to(self, totals: UsageTotals) -> None:
+        totals.add(self.response.usage, self.response.cost, self.response.elapsed)
 
 
 class UsageLedger:
-    """Every turn of the kernel session, summed in total, per conversation and per model."""
+    """Every answer of the session, summed in total, per conversation and per model.
+
+    It keeps answers of conversations that were reset and turns that a re-run replaced:
+    they were paid for.
+    """
 
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
@@ -83,37 +90,36 @@ class UsageLedger:
         seconds: float,
         generation_id: str | None = None,
     ) -> None:
-        """Record a turn; an interrupted turn has no usage and (usually) no cost."""
-        self._entries.append(_Entry(conversation, model, usage, cost, seconds, generation_id))
+        """Record an answer; an interrupted one has no usage and (usually) no cost."""
+        response = Response(
+            [], model=model, usage=usage, cost=cost, elapsed=seconds, generation_id=generation_id
+        )
+        self._entries.append(_Entry(conversation, response))
 
     def add_turn(self, conversation: str, turn: Turn) -> None:
-        """Record a conversation turn (its model, usage, cost, time and generation)."""
-        self.add(
-            conversation=conversation,
-            model=turn.model or "?",
-            usage=turn.usage,
-            cost=turn.cost,
-            seconds=turn.elapsed,
-            generation_id=turn.generation_id,
-        )
+        """Record every response of a turn (side-by-side answers were all paid for)."""
+        self._entries.extend(_Entry(conversation, response) for response in turn.responses)
 
     def unresolved(self) -> list[str]:
-        """Generation ids of turns whose cost is unknown (interrupted or dropped streams)."""
-        return [e.generation_id for e in self._entries if e.cost is None and e.generation_id]
+        """Generation ids of answers whose cost is unknown (interrupted or dropped streams)."""
+        return [
+            e.response.generation_id
+            for e in self._entries
+            if e.response.cost is None and e.response.generation_id
+        ]
 
     def resolve(self, generation_id: str, usage: Usage, cost: float) -> None:
-        """Fill in a turn's usage and cost, looked up after the fact."""
-        self._entries = [
-            replace(e, usage=usage, cost=cost) if e.generation_id == generation_id else e
-            for e in self._entries
-        ]
+        """Fill in an answer's usage and cost, looked up after the fact."""
+        for entry in self._entries:
+            if entry.response.generation_id == generation_id:
+                entry.response.usage, entry.response.cost = usage, cost
 
     @property
     def total(self) -> UsageTotals:
         """Sums over the whole session."""
         totals = UsageTotals()
         for entry in self._entries:
-            totals.add(entry.usage, entry.cost, entry.seconds)
+            entry.add_to(totals)
         return totals
 
     def by_conversation(self) -> dict[str, UsageTotals]:
@@ -132,7 +138,7 @@ class UsageLedger:
     def _group(self, key: Callable[[_Entry], str]) -> dict[str, UsageTotals]:
         groups: dict[str, UsageTotals] = {}
         for entry in self._entries:
-            groups.setdefault(key(entry), UsageTotals()).add(entry.usage, entry.cost, entry.seconds)
+            entry.add_to(groups.setdefault(key(entry), UsageTotals()))
         return groups
 
     def table_text(self) -> str:

@@ -1,7 +1,9 @@
 """The ``%chat`` line commands: each parses its words and returns a :class:`Reply`.
 
-Replies carry plain text (terminals) and optional HTML (notebooks); the magic displays
-them. Every command answers bad input with one clear line (an ``OrmagicError``).
+Commands talk to the engine through a :class:`CommandHost` (the magic): its engine, the
+notebook it reads, and how a lasting setting is set. Replies carry plain text (terminals)
+and optional HTML (notebooks); the magic displays them. Every command answers bad input
+with one clear line (an ``OrmagicError``).
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import html
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from traitlets import TraitError
 
-from ..engine.conversation import Conversation
+from ..engine.engine import Engine
 from ..engine.export import export_json, export_notebook, load_json
 from ..engine.models import models_table_html, models_table_text, select_models
+from ..engine.notebook import Notebook
+from ..engine.options import AskOptions
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count
 from ..render.markdown import escape_text, neutralise_markdown
 
-__all__ = ["COMMANDS", "Reply", "dispatch"]
+__all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
 
 # traits %chat config may show and set (the same as %config ChatMagics.NAME)
 CONFIG_KEYS = (
@@ -44,6 +48,20 @@ CONFIG_KEYS = (
     "read_timeout",
     "max_retries",
 )
+
+
+class CommandHost(Protocol):
+    """What a command needs from the magic."""
+
+    @property
+    def engine(self) -> Engine:
+        """The engine behind ``%%chat``."""
+
+    def notebook(self) -> Notebook:
+        """The notebook the engine reads context from."""
+
+    def set_setting(self, name: str, text: str) -> None:
+        """Set a lasting setting (a ``ChatMagics`` trait) from its text form."""
 
 
 @dataclass(frozen=True)
@@ -74,45 +92,44 @@ def _parser(name: str, description: str) -> _Parser:
     return _Parser(prog=f"%chat {name}", description=description, add_help=True)
 
 
-def dispatch(magics: Any, line: str) -> Reply | None:
+def dispatch(host: CommandHost, line: str) -> Reply:
     """Run the command named by the first word of ``line``."""
     try:
         words = shlex.split(line)
     except ValueError as error:
         raise ConfigError(f"%chat: {error}") from None
     if not words:
-        return status(magics, [])
+        return status(host, [])
     handler = COMMANDS.get(words[0])
     if handler is None:
         raise ConfigError(
             f"%chat: unknown command {words[0]!r}; try one of: {', '.join(sorted(COMMANDS))}"
         )
     try:
-        return handler(magics, words[1:])
+        return handler(host, words[1:])
     except _HelpShown as shown:
         return Reply(shown.text)
 
 
-def status(magics: Any, words: Sequence[str]) -> Reply:
+def status(host: CommandHost, words: Sequence[str]) -> Reply:
     """Bare ``%chat``: model, conversations, turns, session cost, key source."""
-    session = magics.session
-    names = session.store.names() or ["default"]
-    turns = ", ".join(f"{n} ({_turns(len(session.store.get(n)))})" for n in names)
-    settings = magics.client_settings()
+    engine = host.engine
+    names = engine.store.names() or ["default"]
+    turns = ", ".join(f"{n} ({_turns(len(engine.conversation(n)))})" for n in names)
     lines = [
-        f"model: {magics.default_model()}",
+        f"model: {engine.default_model()}",
         f"conversations: {turns}",
-        f"session cost: {format_cost(session.ledger.session_cost)}",
-        f"server: {settings.base_url}",
-        f"API key: {magics.key_source()}",
+        f"session cost: {format_cost(engine.ledger.session_cost)}",
+        f"server: {engine.client_settings().base_url}",
+        f"API key: {engine.key_source()}",
     ]
     return Reply("\n".join(lines))
 
 
-def history(magics: Any, words: Sequence[str]) -> Reply:
+def history(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat history [NAME]``: the conversation's turns."""
     args = _name_parser("history", "Show a conversation's turns.").parse_args(words)
-    conversation: Conversation = magics.session.store.get(args.name)
+    conversation = host.engine.conversation(args.name)
     if not conversation.turns:
         return Reply(f"Conversation {args.name!r} has no turns yet.")
     text_parts, html_parts = [], []
@@ -127,22 +144,22 @@ def history(magics: Any, words: Sequence[str]) -> Reply:
     return Reply("\n\n".join(text_parts), "".join(html_parts))
 
 
-def reset(magics: Any, words: Sequence[str]) -> Reply:
+def reset(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat reset [NAME]``: forget a conversation."""
     args = _name_parser("reset", "Forget a conversation.").parse_args(words)
-    magics.session.store.reset(args.name)
-    magics.session.last_chat_cell.pop(args.name, None)
+    host.engine.reset(args.name)
     return Reply(f"Conversation {args.name!r} reset.")
 
 
-def context(magics: Any, words: Sequence[str]) -> Reply:
+def context(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat context [-c NAME] [--context MODE] [PROMPT …]``: what the next %%chat sends."""
     parser = _parser("context", "Show the notebook context the next %%chat would send.")
     parser.add_argument("-c", "--conversation", default="default")
     parser.add_argument("--context", default=None, help="auto|none|all|N")
     parser.add_argument("prompt", nargs="*", help="the prompt (variables it names are summarised)")
     args = parser.parse_args(words)
-    block = magics.notebook_context(" ".join(args.prompt), args.context, args.conversation)
+    options = AskOptions(conversation=args.conversation, context=args.context)
+    block = host.engine.preview_context(" ".join(args.prompt), options, host.notebook())
     if not block.text:
         return Reply("The next %%chat would send no notebook context.")
     header = f"Context for the next %%chat: about {format_count(block.tokens)} tokens"
@@ -154,7 +171,7 @@ def context(magics: Any, words: Sequence[str]) -> Reply:
     )
 
 
-def models(magics: Any, words: Sequence[str]) -> Reply:
+def models(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat models [FILTER] [--sort price|context|newest] [--reasoning] [--refresh]``."""
     parser = _parser("models", "List OpenRouter's models.")
     parser.add_argument("filter", nargs="?", default=None)
@@ -162,10 +179,10 @@ def models(magics: Any, words: Sequence[str]) -> Reply:
     parser.add_argument("--reasoning", action="store_true", help="only reasoning models")
     parser.add_argument("--refresh", action="store_true", help="refetch the list")
     args = parser.parse_args(words)
-    session = magics.session
-    session.client(magics.client_settings())
+    engine = host.engine
+    engine.client()  # the catalogue of the current server
     chosen = select_models(
-        session.catalog.models(refresh=args.refresh),
+        engine.catalog.models(refresh=args.refresh),
         filter=args.filter,
         reasoning_only=args.reasoning,
         sort=args.sort,
@@ -178,21 +195,20 @@ def models(magics: Any, words: Sequence[str]) -> Reply:
     )
 
 
-def usage(magics: Any, words: Sequence[str]) -> Reply:
+def usage(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat usage``: the session's totals per conversation and per model."""
     _parser("usage", "Show this session's token use and cost.").parse_args(words)
-    session = magics.session
-    if session.ledger.unresolved():  # interrupted turns: ask OpenRouter what they cost
-        session.resolve_costs(session.client(magics.client_settings()))
-    ledger = session.ledger
+    ledger = host.engine.ledger
+    if ledger.unresolved():  # interrupted turns: ask OpenRouter what they cost
+        host.engine.resolve_costs()
     return Reply(ledger.table_text(), ledger.table_html())
 
 
-def key(magics: Any, words: Sequence[str]) -> Reply:
+def key(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat key``: the key's label, limit, usage and remaining credit (never the key)."""
     _parser("key", "Show the API key's limits and credit.").parse_args(words)
-    settings = magics.client_settings()
-    data = magics.session.client(settings).get_key()
+    settings = host.engine.client_settings()
+    data = host.engine.client().get_key()
     secret = settings.api_key.reveal() if settings.api_key else ""
     label = str(data.get("label") or "")
     if secret and secret in label:
@@ -212,27 +228,31 @@ def key(magics: Any, words: Sequence[str]) -> Reply:
     return _table(rows)
 
 
-def config(magics: Any, words: Sequence[str]) -> Reply:
+def config(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat config [KEY=VALUE …]``: show or set the lasting defaults."""
     for word in words:
         name, sep, value = word.partition("=")
         if not sep:
             raise ConfigError(f"%chat config: expected KEY=VALUE, got {word!r}")
-        _set_trait(magics, name.strip(), value)
-    effective = {"model": magics.default_model(), "base_url": magics.client_settings().base_url}
-    rows = [(name, _show_value(getattr(magics, name), effective.get(name))) for name in CONFIG_KEYS]
-    rows.append(("api_key", magics.key_source()))
+        _set_setting(host, name.strip(), value)
+    engine = host.engine
+    effective = {"model": engine.default_model(), "base_url": engine.client_settings().base_url}
+    defaults = engine.defaults
+    rows = [
+        (name, _show_value(getattr(defaults, name), effective.get(name))) for name in CONFIG_KEYS
+    ]
+    rows.append(("api_key", engine.key_source()))
     return _table(rows)
 
 
-def export(magics: Any, words: Sequence[str]) -> Reply:
+def export(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat export PATH [-c NAME] [--force]``: .ipynb or .json."""
     parser = _parser("export", "Write a conversation to a notebook (.ipynb) or JSON (.json).")
     parser.add_argument("path")
     parser.add_argument("-c", "--conversation", default="default")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     args = parser.parse_args(words)
-    conversation = magics.session.store.get(args.conversation)
+    conversation = host.engine.conversation(args.conversation)
     writer = _writer(args.path)
     writer(conversation, args.path, overwrite=args.force)
     return Reply(
@@ -240,15 +260,14 @@ def export(magics: Any, words: Sequence[str]) -> Reply:
     )
 
 
-def load(magics: Any, words: Sequence[str]) -> Reply:
+def load(host: CommandHost, words: Sequence[str]) -> Reply:
     """``%chat load PATH [-c NAME]``: restore a conversation from an exported JSON file."""
     parser = _parser("load", "Restore a conversation from a JSON file written by %chat export.")
     parser.add_argument("path")
     parser.add_argument("-c", "--conversation", default=None, help="name to load it as")
     args = parser.parse_args(words)
     conversation = load_json(args.path, name=args.conversation)
-    magics.session.store.put(conversation)
-    magics.session.last_chat_cell.pop(conversation.name, None)
+    host.engine.put(conversation)
     return Reply(
         f"Loaded conversation {conversation.name!r} ({_turns(len(conversation))}) from {args.path}."
     )
@@ -268,7 +287,7 @@ def _name_parser(name: str, description: str) -> _Parser:
     return parser
 
 
-def _set_trait(magics: Any, name: str, value: str) -> None:
+def _set_setting(host: CommandHost, name: str, value: str) -> None:
     if name == "api_key":
         raise ConfigError(
             "Set the key in the environment (OPENROUTER_API_KEY), not in a cell: "
@@ -278,14 +297,8 @@ def _set_trait(magics: Any, name: str, value: str) -> None:
         raise ConfigError(
             f"%chat config: unknown setting {name!r}; settings: {', '.join(CONFIG_KEYS)}"
         )
-    trait = magics.traits()[name]
     try:
-        parsed = (
-            None
-            if value.strip().lower() in ("", "none") and trait.allow_none
-            else trait.from_string(value)
-        )
-        setattr(magics, name, parsed)
+        host.set_setting(name, value)
     except (OrmagicError, TraitError, ValueError, TypeError) as error:
         raise ConfigError(f"%chat config: bad value for {name}: {value!r} ({error})") from None
 

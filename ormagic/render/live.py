@@ -20,7 +20,6 @@ __all__ = [
     "MAX_LIVE_OUTPUTS",
     "Bundle",
     "Clock",
-    "JupyterPublisher",
     "LiveBlocks",
     "Pacer",
     "Publisher",
@@ -70,36 +69,6 @@ class Publisher(Protocol):
     def update(self, bundle: Bundle, *, display_id: str) -> None: ...
 
     def clear(self) -> None: ...
-
-
-class JupyterPublisher:
-    """:class:`Publisher` backed by ``IPython.display``."""
-
-    def display(
-        self,
-        bundle: Bundle,
-        *,
-        display_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        from IPython.display import display
-
-        display(dict(bundle), raw=True, display_id=display_id, metadata=dict(metadata or {}))
-
-    def display_widget(self, widget: Any) -> None:
-        from IPython.display import display
-
-        display(widget)
-
-    def update(self, bundle: Bundle, *, display_id: str) -> None:
-        from IPython.display import update_display
-
-        update_display(dict(bundle), raw=True, display_id=display_id)
-
-    def clear(self) -> None:
-        from IPython.display import clear_output
-
-        clear_output(wait=True)
 
 
 class Pacer:

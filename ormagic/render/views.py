@@ -1,11 +1,12 @@
 """Events -> what the user sees: a live, batched notebook view and a plain terminal view.
 
-The renderer knows nothing of HTTP. It consumes the typed events of ``_events`` and talks
-to Jupyter only through a :class:`Publisher` (display, update, clear) and ipywidgets, both
-handed in, with the clock, so tests are deterministic.
+The renderer knows nothing of HTTP. It consumes the typed events of ``ormagic.events`` and
+implements ``ormagic.view.View``. It talks to Jupyter only through a :class:`Publisher`
+(display, update, clear) and ipywidgets, both handed in, with the clock, so tests are
+deterministic.
 
 Live view (notebook): the reasoning streams into an ipywidgets ``Accordion``; the answer
-streams as HTML rendered by ``_markdown.render_html`` (model text is untrusted: raw HTML
+streams as HTML rendered by ``markdown.render_html`` (model text is untrusted: raw HTML
 never passes). Finished Markdown blocks become outputs of their own and only the open block
 is redrawn, at a pace that keeps display traffic within a few times the answer's size
 (docs/jupyter-notes.md: the browser, not the kernel, is the bottleneck; jupyter_server drops
@@ -19,9 +20,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from ..events import (
     Event,
@@ -32,10 +31,10 @@ from ..events import (
     TextDelta,
     Usage,
 )
+from ..view import FinalSummary
 from .live import (
     MAX_LIVE_OUTPUTS,
     Clock,
-    JupyterPublisher,
     LiveBlocks,
     Pacer,
     Publisher,
@@ -47,41 +46,14 @@ from .markdown import escape_text, neutralise_markdown, render_html
 from .reasoning import ReasoningPanel, reasoning_title
 
 __all__ = [
-    "FinalSummary",
     "NotebookView",
     "TerminalView",
-    "View",
     "answer_bundle",
     "footer_bundle",
     "plain_bundle",
 ]
 
 _FOOTER_STYLE = "color:#888;font-size:0.85em;margin-top:0.4em"
-
-
-@dataclass
-class FinalSummary:
-    """What the magic tells the view when the turn ends."""
-
-    footer: str
-    status: str | None = None  # e.g. "Interrupted: …" or an error line, shown under the answer
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    reasoning_tokens: int | None = None
-
-
-class View(Protocol):
-    """What the magic drives: events in, one final summary at the end."""
-
-    def start(self, model: str) -> None: ...
-
-    def abandon(self) -> None: ...
-
-    def handle(self, event: Event) -> None: ...
-
-    def finish(self, summary: FinalSummary) -> None: ...
-
-    @property
-    def started(self) -> bool: ...
 
 
 class _Waiting:
@@ -132,7 +104,7 @@ class NotebookView:
 
     def __init__(
         self,
-        publisher: Publisher | None = None,
+        publisher: Publisher,
         *,
         clock: Clock = time.monotonic,
         show_reasoning: bool = True,
@@ -140,7 +112,7 @@ class NotebookView:
         pacer: Pacer | None = None,
         plain: bool = False,
     ) -> None:
-        self._publisher: Publisher = publisher or JupyterPublisher()
+        self._publisher = publisher
         self._clock = clock
         self._show_reasoning = show_reasoning
         self._widgets = widgets

@@ -1,0 +1,146 @@
+"""``ormagic.ask`` and ``ormagic.stream``: one question from plain Python.
+
+They use the session's engine (:func:`~ormagic.engine.engine.default_engine`): the same
+conversations, settings and HTTP client as ``%%chat`` once the extension is loaded in a
+kernel, and an engine of their own in a script. IPython is never imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..engine.engine import Engine, Exchange, default_engine
+from ..engine.options import AskOptions
+from ..events import Event
+from ..view import FinalSummary
+from .answer import Answer
+
+__all__ = ["ask", "configure", "stream"]
+
+EventCallback = Callable[[Event], None]
+
+
+class _CallbackView:
+    """A view that hands each event to the caller's function."""
+
+    def __init__(self, on_event: EventCallback | None) -> None:
+        self._on_event = on_event
+        self._started = False
+
+    def start(self, model: str) -> None:
+        """Nothing to show."""
+
+    def handle(self, event: Event) -> None:
+        self._started = True
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def finish(self, summary: FinalSummary) -> None:
+        """Nothing to show."""
+
+    def abandon(self) -> None:
+        """Nothing to show."""
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+
+def _options(
+    conversation: str,
+    model: str | None,
+    reasoning: str | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    context: str | None,
+    engine: Engine,
+) -> AskOptions:
+    return AskOptions(
+        conversation=conversation,
+        model=model,
+        reasoning=reasoning,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        context=context if engine.notebook is not None else "none",
+        interpolate=False,  # Python has f-strings; braces in a string stay as written
+    )
+
+
+def ask(
+    prompt: str,
+    *,
+    conversation: str = "default",
+    model: str | None = None,
+    reasoning: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    context: str | None = None,
+    on_event: EventCallback | None = None,
+) -> Answer:
+    """Ask a question and wait for the answer; the conversation continues next time.
+
+    ``model``, ``reasoning``, ``system``, ``temperature`` and ``max_tokens`` override the
+    lasting defaults for this question (``%config ChatMagics.*`` in a notebook,
+    :func:`configure` in a script, then the environment: ``OPENROUTER_API_KEY``,
+    ``OPENROUTER_BASE_URL``, ``ORMAGIC_MODEL``). ``context`` (``auto``, ``none``,
+    ``all`` or a number of cells) sends notebook context when the extension is loaded in
+    this kernel; a script has no notebook. ``on_event`` is called with each stream event
+    (``ormagic.events``) as it arrives.
+
+    Raises an :class:`~ormagic.errors.OrmagicError` when the question cannot be sent or
+    is refused before the answer begins (no key, a bad value, 401, 402, ...). An error or
+    an interrupt after the answer began returns what arrived, with ``error`` or
+    ``interrupted`` set, and keeps it in the conversation.
+    """
+    engine = default_engine()
+    options = _options(
+        conversation, model, reasoning, system, temperature, max_tokens, context, engine
+    )
+    result = engine.answer(prompt, options, notebook=engine.notebook, view=_CallbackView(on_event))
+    return Answer.from_result(result)
+
+
+def stream(
+    prompt: str,
+    *,
+    conversation: str = "default",
+    model: str | None = None,
+    reasoning: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    context: str | None = None,
+) -> Iterator[Event]:
+    """Ask a question and iterate over its events as they arrive (``ormagic.events``).
+
+    The question is checked at once (errors raise here, before iterating); the turn is
+    recorded in the conversation when the events end, or when you stop iterating.
+    """
+    engine = default_engine()
+    options = _options(
+        conversation, model, reasoning, system, temperature, max_tokens, context, engine
+    )
+    exchange = engine.exchange(engine.prepare(prompt, options, engine.notebook))
+    return _events(engine, exchange)
+
+
+def _events(engine: Engine, exchange: Exchange) -> Iterator[Event]:
+    try:
+        yield from exchange
+    finally:
+        exchange.close()
+    engine.price(exchange.result)
+
+
+def configure(**settings: Any) -> None:
+    """Set lasting defaults for this session: ``configure(model="openai/gpt-5-nano")``.
+
+    The names are those of ``%config ChatMagics`` (``model``, ``reasoning``,
+    ``max_tokens``, ``temperature``, ``system``, ``base_url``, ``api_key``, ...); in a
+    notebook prefer ``%config``, which shows them.
+    """
+    default_engine().defaults.update(**settings)

@@ -1,0 +1,38 @@
+"""The publisher the notebook views draw through: ``IPython.display``.
+
+The renderer reaches Jupyter only through a ``Publisher`` (``ormagic.render.live``); this is
+the one the magic hands it in a kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from IPython.display import clear_output, display, update_display
+
+from ..render.live import Bundle
+
+__all__ = ["JupyterPublisher"]
+
+
+class JupyterPublisher:
+    """:class:`Publisher` backed by ``IPython.display``."""
+
+    def display(
+        self,
+        bundle: Bundle,
+        *,
+        display_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        display(dict(bundle), raw=True, display_id=display_id, metadata=dict(metadata or {}))
+
+    def display_widget(self, widget: Any) -> None:
+        display(widget)
+
+    def update(self, bundle: Bundle, *, display_id: str) -> None:
+        update_display(dict(bundle), raw=True, display_id=display_id)
+
+    def clear(self) -> None:
+        clear_output(wait=True)
