@@ -1,11 +1,13 @@
 # Everything a newcomer needs, from the project's own files.
-#   make quickstart   set up .venv and run notebooks/quickstart.ipynb headless
-#   make test         set up .venv and run the test suite
+#   make quickstart      set up .venv and run notebooks/quickstart.ipynb headless
+#   make test            set up .venv and run the test suite
+#   make test-ipython8   the same suite on IPython 8 (its own venv), as CI also runs it
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+IPY8   ?= .venv-ipython8
 
-.PHONY: setup test quickstart fake-server bench lint
+.PHONY: setup test test-ipython8 quickstart fake-server bench lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +19,16 @@ setup: $(VENV)/.installed
 
 test: setup
 	$(BIN)/python scripts/run_tests.py
+
+# IPython < 9.1 keeps no printed output: ormagic records it itself, and this exercises that.
+$(IPY8)/.installed: pyproject.toml
+	test -x $(IPY8)/bin/python || $(PYTHON) -m venv $(IPY8)
+	$(IPY8)/bin/python -m pip install --quiet --upgrade pip
+	$(IPY8)/bin/python -m pip install --quiet -e '.[test]' 'ipython>=8.12,<9'
+	touch $@
+
+test-ipython8: $(IPY8)/.installed
+	$(IPY8)/bin/python scripts/run_tests.py
 
 quickstart: setup
 	$(BIN)/python scripts/quickstart.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +84,10 @@ class Kernel:
         cell_id: str | None = None,
         timeout: float = 60,
         interrupt_after: str | None = None,
+        interrupt_when: Callable[[], bool] | None = None,
     ) -> Execution:
-        """Run ``code``; with ``interrupt_after``, interrupt once an output contains that text."""
+        """Run ``code``; interrupt once an output contains ``interrupt_after``, or once
+        ``interrupt_when()`` is true (it is asked about every 50 ms)."""
         content = {
             "code": code,
             "silent": False,
@@ -106,8 +109,11 @@ class Kernel:
             if remaining <= 0:
                 raise TimeoutError(f"no idle after {timeout} s for {code[:60]!r}")
             try:
-                message = self.client.get_iopub_msg(timeout=min(remaining, 1.0))
+                message = self.client.get_iopub_msg(timeout=min(remaining, 0.05))
             except queue.Empty:
+                if interrupt_when and not interrupted and interrupt_when():
+                    self.manager.interrupt_kernel()
+                    interrupted = True
                 continue
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -130,3 +136,19 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+
+def start_kernel(server: Any, **env: str) -> Kernel:
+    """A kernel pointed at the fake ``server`` (plus ``env``), with ``%load_ext ormagic`` run.
+
+    Loading must print nothing and send nothing over the network.
+    """
+    kernel = Kernel(
+        {"OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url, **env}
+    )
+    before = len(server.requests)
+    loaded = kernel.execute("%load_ext ormagic")
+    assert loaded.status == "ok", loaded.error_text()
+    assert loaded.of_type("stream", "display_data", "error") == []
+    assert len(server.requests) == before
+    return kernel

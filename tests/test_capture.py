@@ -495,3 +495,32 @@ def test_load_ext_installs_only_where_needed_and_unload_removes_it(
     finally:
         shell.run_line_magic("unload_ext", "ormagic")
     assert {event: list(shell.events.callbacks[event]) for event in before} == before
+
+
+@needs_old_ipython
+def test_the_record_output_trait_switches_recording_off_and_on(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh_streams(monkeypatch)
+    shell.run_line_magic("load_ext", "ormagic")
+    try:
+        [recorder] = [
+            cb.__self__
+            for cb in shell.events.callbacks["pre_run_cell"]
+            if isinstance(getattr(cb, "__self__", None), Recorder)
+        ]
+        run(shell, "%config ChatMagics.record_output = False")
+        assert recorder.pre_run_cell not in shell.events.callbacks["pre_run_cell"]
+        run(shell, "print('not recorded')")
+        run(shell, "%config ChatMagics.record_output = True")
+        again = [
+            cb.__self__
+            for cb in shell.events.callbacks["pre_run_cell"]
+            if isinstance(getattr(cb, "__self__", None), Recorder)
+        ]
+        assert len(again) == 1
+        run(shell, "print('recorded again')")
+        texts = [c.streams[0].head for c in map(again[0].cell, again[0].counts()) if c.streams]
+        assert texts == ["recorded again\n"]
+    finally:
+        shell.run_line_magic("unload_ext", "ormagic")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from waiting import eventually
 
 from ormagic.client.http import ChatRequest, OpenRouterClient
 from ormagic.client.message import MessageBuilder
@@ -85,15 +86,6 @@ def collect(client: OpenRouterClient, request: ChatRequest | None = None) -> lis
 
 def text_of(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def wait_until(predicate: Any, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 # ----------------------------------------------------------------------------- the request
@@ -523,7 +515,7 @@ def test_leaving_the_loop_early_disconnects(
             if isinstance(event, TextDelta):
                 break
     record = fake_openrouter.chat_requests()[0]
-    assert wait_until(lambda: record.client_disconnected)
+    eventually(lambda: record.client_disconnected, "the server noticing the client left")
 
 
 # ----------------------------------------------------------------------------- sending back

@@ -8,12 +8,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from waiting import eventually
 
 from ormagic.testing.fake_openrouter import (
     FAKE_API_KEY,
@@ -53,15 +55,6 @@ def normalise(raw: bytes) -> bytes:
 
 def data_payloads(raw: bytes) -> list[str]:
     return [line[6:] for line in raw.decode().split("\n") if line.startswith("data: ")]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # ----------------------------------------------------------------------------- auth
@@ -320,7 +313,7 @@ def test_client_disconnect_is_recorded(
         gen_id = response.headers["x-generation-id"]
         next(response.iter_raw())
     record = fake_openrouter.chat_requests()[-1]
-    assert wait_until(lambda: record.client_disconnected)
+    eventually(lambda: record.client_disconnected, "the server noticing the client left")
     stats = client.get("/generation", params={"id": gen_id}).json()["data"]
     assert (stats["cancelled"], stats["finish_reason"], stats["streamed"]) == (True, None, True)
 
@@ -332,7 +325,7 @@ def test_disconnect_during_a_stall_is_noticed_without_writing(
     with client.stream("POST", "/chat/completions", json=chat_body()) as response:
         next(response.iter_raw())
     record = fake_openrouter.chat_requests()[-1]
-    assert wait_until(lambda: record.client_disconnected, timeout=1.0)
+    eventually(lambda: record.client_disconnected, "the server noticing the client left")
 
 
 def test_complete_stream_is_not_a_disconnect(
@@ -665,18 +658,19 @@ def test_credits_unknown_paths_and_methods(client: httpx.Client) -> None:
 # ----------------------------------------------------------------------------- lifecycle
 
 
-def test_stop_ends_a_stalled_stream_promptly() -> None:
+def test_stop_ends_a_stalled_stream_without_waiting_for_it() -> None:
     fake = FakeOpenRouter().start()
-    fake.enqueue(tiny(stall=30))
-    with httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=5) as c:
-        idle = httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=5)
+    fake.enqueue(tiny(stall=3600))  # an hour: stop() must not wait for it
+    with httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=60) as c:
+        idle = httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=60)
         idle.get("/models")  # leaves a kept-alive connection open on the server
         with c.stream("POST", "/chat/completions", json=chat_body()) as response:
             pieces = response.iter_raw()
             next(pieces)
-            started = time.monotonic()
-            fake.stop()
-            assert time.monotonic() - started < 2
+            stopper = threading.Thread(target=fake.stop)
+            stopper.start()
+            stopper.join(timeout=60)
+            assert not stopper.is_alive(), "stop() waited for the stalled stream"
             with pytest.raises(httpx.RemoteProtocolError):
                 list(pieces)
         idle.close()
@@ -698,13 +692,29 @@ def test_base_url_needs_a_started_server() -> None:
     assert FakeOpenRouter(port=8123).base_url == "http://127.0.0.1:8123/api/v1"
 
 
-@pytest.mark.parametrize("module", ["ormagic.testing.fake_openrouter", "ormagic.testing"])
-def test_command_line_prints_exports_and_logs_requests(module: str) -> None:
+def _ignore_stop_signals() -> None:
+    """What ``nohup`` or ``cmd &`` in a non-interactive shell leave a child process with."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("module", "stop", "parent_ignores_signals"),
+    [
+        ("ormagic.testing.fake_openrouter", signal.SIGINT, False),
+        ("ormagic.testing", signal.SIGINT, True),
+        ("ormagic.testing", signal.SIGTERM, True),
+    ],
+)
+def test_command_line_prints_exports_logs_requests_and_stops(
+    module: str, stop: signal.Signals, parent_ignores_signals: bool
+) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--port", "0", "--key", "sk-or-v1-cli"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_stop_signals if parent_ignores_signals else None,
     )
     try:
         assert process.stdout is not None
@@ -715,12 +725,15 @@ def test_command_line_prints_exports_and_logs_requests(module: str) -> None:
         assert key_line == "export OPENROUTER_API_KEY=sk-or-v1-cli\n"
         base_url = base_line.strip().split("=", 1)[1]
         key = httpx.get(
-            base_url + "/key", headers={"Authorization": "Bearer sk-or-v1-cli"}, timeout=5
+            base_url + "/key", headers={"Authorization": "Bearer sk-or-v1-cli"}, timeout=30
         )
         assert key.json()["data"]["label"] == "sk-or-v1-cli...cli"
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=60)
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=10)
+        if process.poll() is None:  # it did not stop: do not leak it into later tests
+            process.kill()
+            process.communicate()
     assert process.returncode == 0
     assert '"GET /api/v1/key HTTP/1.1" 200' in stderr
     assert "Traceback" not in stderr

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from kernel_support import Execution, Kernel
+from kernel_support import Execution, Kernel, start_kernel
 from nbclient import NotebookClient
+from waiting import eventually
 
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def kernel(server: FakeOpenRouter) -> Iterator[Kernel]:
-    k = Kernel({"OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url})
-    loaded = k.execute("%load_ext ormagic")
-    assert loaded.status == "ok"
-    assert loaded.of_type("stream", "display_data", "error") == []  # loading prints nothing
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeOpenRouter) -> None:
-    server.reset()
 
 
 def outputs_with(execution: Execution, mime: str) -> list[dict[str, Any]]:
@@ -243,14 +221,14 @@ def test_interrupt_keeps_partial_answer(kernel: Kernel, server: FakeOpenRouter) 
     assert turns == [[answer, True]]
     [record] = server.chat_requests()
     assert record.client_disconnected  # the HTTP response was closed: billing stops
+
     # no usage came with the stream; %chat usage asks OpenRouter what it cost (OpenRouter,
     # like the fake, may need a moment before it knows)
-    for _ in range(20):
+    def usage_known() -> bool:
         usage = kernel.execute("%chat usage").of_type("display_data")[0]["content"]["data"]
-        if "cost unknown" not in usage["text/plain"]:
-            break
-        time.sleep(0.1)
-    assert "cost unknown" not in usage["text/plain"]
+        return "cost unknown" not in usage["text/plain"]
+
+    eventually(usage_known, "%chat usage finding the interrupted turn's cost")
     cost = value(kernel, "__import__('ormagic').conversation('stop').turns[0].cost")
     assert isinstance(cost, float) and cost > 0
     server.enqueue(StreamReply(text="Still here."))
@@ -486,3 +464,44 @@ def test_bad_context_mode_leaves_only_the_error(kernel: Kernel, server: FakeOpen
     )
     assert [o["output_type"] for o in execution.final_outputs()] == ["stream"]
     assert server.chat_requests() == []
+
+
+def test_an_interrupt_while_pricing_keeps_the_answer_and_closes_the_widgets(
+    server: FakeOpenRouter,
+) -> None:
+    # the answer streams; its usage has no cost, so ormagic fetches /models for the price,
+    # and /models does not answer: the interrupt lands there, after the answer was shown
+    own = start_kernel(server)  # a fresh engine: the catalogue is not cached yet
+    try:
+        server.enqueue(
+            StreamReply(
+                reasoning="Think it over.",
+                text="Priced later.",
+                usage={"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
+            )
+        )
+        server.models_delay = 3600
+        execution = own.execute(
+            "%%chat -c priced -m fakeco/mystery-1\nHow much?",
+            interrupt_when=lambda: any(r.path.endswith("/models") for r in server.requests),
+        )
+        server.models_delay = 0
+        assert execution.status == "error"
+        assert execution.error_text() == (
+            "UsageError: Interrupted while looking up the price; "
+            "the answer is kept in the conversation."
+        )
+        assert answer_output(execution)["data"]["text/plain"] == "Priced later."
+        assert " · cost unknown · " in footer_text(execution)
+        opened = {m["content"]["comm_id"] for m in execution.of_type("comm_open")}
+        closed = {m["content"]["comm_id"] for m in execution.of_type("comm_close")}
+        assert opened and opened <= closed  # the reasoning panel left no widget open
+        turns = value(
+            own,
+            "[(t.answer, t.interrupted, t.cost) for t in "
+            "__import__('ormagic').conversation('priced').turns]",
+        )
+        assert turns == [["Priced later.", False, None]]
+    finally:
+        server.models_delay = 0
+        own.shutdown()

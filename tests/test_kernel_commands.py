@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_support import Execution, Kernel
+from kernel_support import Execution, Kernel, start_kernel
 
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
@@ -23,30 +22,6 @@ pytestmark = pytest.mark.timeout(180)
 DEEPSEEK = "deepseek/deepseek-v4-flash"
 NANO = "openai/gpt-5-nano"
 SONNET = "anthropic/claude-sonnet-4.6"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter() as fake:
-        yield fake
-
-
-def start_kernel(server: FakeOpenRouter) -> Kernel:
-    kernel = Kernel({"OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url})
-    assert command(kernel, server, "%load_ext ormagic").status == "ok"
-    return kernel
-
-
-@pytest.fixture(scope="module")
-def kernel(server: FakeOpenRouter) -> Iterator[Kernel]:
-    k = start_kernel(server)
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeOpenRouter) -> None:
-    server.reset()
 
 
 def command(kernel: Kernel, server: FakeOpenRouter, code: str) -> Execution:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from kernel_support import Execution, Kernel
+from kernel_support import Execution, Kernel, start_kernel
 
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
@@ -36,32 +35,6 @@ FIX_PROMPT = (
     "corrected cell as a single fenced code block."
 )
 MARKER_RE = re.compile(r"… \[([\d,]+) characters left out\] …")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter(api_key=API_KEY) as fake:
-        yield fake
-
-
-def start_kernel(server: FakeOpenRouter, **env: str) -> Kernel:
-    kernel = Kernel(
-        {"OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url, **env}
-    )
-    run(kernel, "%load_ext ormagic")
-    return kernel
-
-
-@pytest.fixture(scope="module")
-def kernel(server: FakeOpenRouter) -> Iterator[Kernel]:
-    k = start_kernel(server)
-    yield k
-    k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeOpenRouter) -> None:
-    server.reset()
 
 
 def run(kernel: Kernel, code: str) -> Execution:

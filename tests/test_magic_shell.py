@@ -12,7 +12,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import ormagic
-from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
+from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
 
 
 @pytest.fixture
@@ -293,3 +293,122 @@ def test_usage_looks_up_the_cost_of_a_dropped_stream(
     assert turn.cost == 0.00028
     looked_up = [r for r in fake_env.requests if r.path.endswith("/generation")]
     assert [r.query["id"] for r in looked_up] == [turn.generation_id] * 2
+
+
+# -- state changes only when a question is valid ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (
+            "--new --context weird",
+            "UsageError: Context must be auto, none, all or a positive number of cells, "
+            "not 'weird'.",
+        ),
+        ("--new --max-tokens 0", "UsageError: --max-tokens must be a positive number."),
+        ("--new --temperature 7", "UsageError: --temperature must be between 0 and 2, not 7."),
+        ("--new -o 2x", "UsageError: -o/--out needs a variable name, not '2x'."),
+        (
+            "--system Pirate --context -3",
+            "UsageError: Context must be auto, none, all or a positive number of cells, not '-3'.",
+        ),
+    ],
+)
+def test_a_refused_question_changes_nothing(
+    shell: InteractiveShell,
+    fake_env: FakeOpenRouter,
+    capsys: pytest.CaptureFixture[str],
+    flags: str,
+    error: str,
+) -> None:
+    fake_env.enqueue(StreamReply(text="Kept."))
+    run(shell, "%%chat -c keep --system Librarian\nRemember me")
+    before = ormagic.conversation("keep")
+    session_id = before.session_id
+    capsys.readouterr()
+    refused = run(shell, f"%%chat -c keep {flags}\nAnd now?")
+    assert not refused.success
+    assert capsys.readouterr().err.strip() == error
+    after = ormagic.conversation("keep")
+    assert [t.answer for t in after.turns] == ["Kept."]
+    assert (after.system, after.session_id) == ("Librarian", session_id)
+    assert len(fake_env.chat_requests()) == 1
+
+
+def test_new_without_a_key_forgets_nothing(
+    shell: InteractiveShell,
+    fake_env: FakeOpenRouter,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_env.enqueue(StreamReply(text="Kept."))
+    run(shell, "%%chat -c keep\nRemember me")
+    monkeypatch.delenv("OPENROUTER_API_KEY")
+    capsys.readouterr()
+    assert not run(shell, "%%chat -c keep --new --system Pirate\nAgain").success
+    assert capsys.readouterr().err.strip() == (
+        "UsageError: No OpenRouter API key: set OPENROUTER_API_KEY or `%config ChatMagics.api_key`."
+    )
+    conversation = ormagic.conversation("keep")
+    assert ([t.answer for t in conversation.turns], conversation.system) == (["Kept."], None)
+
+
+def test_an_error_before_the_answer_began_forgets_nothing(
+    shell: InteractiveShell, fake_env: FakeOpenRouter
+) -> None:
+    fake_env.enqueue(StreamReply(text="Kept."), ErrorReply(402, "Not enough credits."))
+    run(shell, "%%chat -c keep\nRemember me")
+    assert not run(shell, "%%chat -c keep --new --system Pirate\nAgain").success
+    conversation = ormagic.conversation("keep")
+    assert ([t.answer for t in conversation.turns], conversation.system) == (["Kept."], None)
+
+
+def test_new_and_reset_start_the_context_alike(
+    shell: InteractiveShell, fake_env: FakeOpenRouter
+) -> None:
+    def context_after(start_afresh: str) -> str:
+        run(shell, "before_question = 1")
+        run(shell, "%%chat -c ctx\nFirst")
+        run(shell, "after_question = 2")
+        if start_afresh == "reset":
+            run(shell, "%chat reset ctx")
+            run(shell, "%%chat -c ctx\nSecond")
+        else:
+            run(shell, "%%chat -c ctx --new\nSecond")
+        content: str = fake_env.chat_requests()[-1].body["messages"][-1]["content"]
+        return content
+
+    with_new = context_after("new")
+    with_reset = context_after("reset")
+    # a fresh conversation reads the most recent cells, not only those since "First"
+    for content in (with_new, with_reset):
+        assert "before_question = 1" in content and "after_question = 2" in content
+        assert content.startswith("Notebook context (the most recently executed cells; ")
+
+
+def test_a_large_value_is_bounded_in_the_prompt(
+    shell: InteractiveShell, fake_env: FakeOpenRouter
+) -> None:
+    run(shell, "big = 'A' * 50_000 + 'middle' + 'Z' * 50_000")
+    assert run(shell, "%%chat --context none\nSummarise {big}").success
+    [request] = fake_env.chat_requests()
+    content = request.body["messages"][-1]["content"]
+    assert content.startswith("Summarise " + "A" * 3000)
+    assert content.endswith("Z" * 3000)
+    assert "… [92,041 characters left out] …" in content
+    assert "middle" not in content
+    assert len(content) < 8_100
+
+
+def test_a_failing_str_is_one_line(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, "class Bad:\n    def __str__(self):\n        raise ValueError('no text for you')")
+    run(shell, "bad = Bad()")
+    capsys.readouterr()
+    assert not run(shell, "%%chat\nWhat is {bad}").success
+    assert capsys.readouterr().err.strip() == (
+        "UsageError: Cannot put {bad} into the prompt: str() raised ValueError: no text for you"
+    )
+    assert fake_env.chat_requests() == []

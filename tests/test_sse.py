@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
+from waiting import LINEAR_GROWTH_LIMIT, growth
 
 from ormagic.client.sse import SSEComment, SSEEvent, iter_lines, iter_sse
 
@@ -94,26 +94,29 @@ def test_leading_byte_order_mark_is_stripped() -> None:
     assert decode([b"\xef\xbb", b"\xbfdata: x\n\n"]) == [SSEEvent("x")]
 
 
-def _timed_decode(event_bytes: bytes, size: int) -> tuple[list[SSEEvent | SSEComment], float]:
-    chunks = [event_bytes[i : i + size] for i in range(0, len(event_bytes), size)]
-    start = time.perf_counter()
-    result = decode(chunks)
-    return result, time.perf_counter() - start
+def _chunked(event_bytes: bytes, size: int) -> list[bytes]:
+    return [event_bytes[i : i + size] for i in range(0, len(event_bytes), size)]
+
+
+def _decoding(body_char: str, size: int) -> Callable[[int], Callable[[], object]]:
+    def run(n: int) -> Callable[[], object]:
+        chunks = _chunked(f"data: {body_char * n}\n\n".encode(), size)
+        return lambda: decode(chunks)
+
+    return run
 
 
 def test_one_megabyte_event_in_4k_chunks() -> None:
     body = "x" * (1 << 20)
-    result, elapsed = _timed_decode(f"data: {body}\n\n".encode(), 4096)
-    assert result == [SSEEvent(body)]
-    assert elapsed < 0.5
+    assert decode(_chunked(f"data: {body}\n\n".encode(), 4096)) == [SSEEvent(body)]
+    assert growth(_decoding("x", 4096), 1 << 18) < LINEAR_GROWTH_LIMIT
 
 
 def test_one_megabyte_event_in_small_chunks_is_linear() -> None:
     # Rescanning the growing buffer on every 64-byte chunk would touch ~8 GB here.
     body = "é" * (1 << 19)  # 1 MiB of UTF-8, characters split across chunk ends
-    result, elapsed = _timed_decode(f"data: {body}\n\n".encode(), 63)
-    assert result == [SSEEvent(body)]
-    assert elapsed < 1.0
+    assert decode(_chunked(f"data: {body}\n\n".encode(), 63)) == [SSEEvent(body)]
+    assert growth(_decoding("é", 63), 1 << 16) < LINEAR_GROWTH_LIMIT
 
 
 # -- iter_sse -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ kernel, and an engine of their own in a script. IPython is never imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ..engine.engine import Engine, Exchange, default_engine
@@ -114,7 +114,7 @@ def stream(
     temperature: float | None = None,
     max_tokens: int | None = None,
     context: str | None = None,
-) -> Iterator[Event]:
+) -> Generator[Event, None, None]:
     """Ask a question and iterate over its events as they arrive (``ormagic.events``).
 
     The question is checked at once (errors raise here, before iterating); the turn is
@@ -128,7 +128,7 @@ def stream(
     return _events(engine, exchange)
 
 
-def _events(engine: Engine, exchange: Exchange) -> Iterator[Event]:
+def _events(engine: Engine, exchange: Exchange) -> Generator[Event, None, None]:
     try:
         yield from exchange
     finally:

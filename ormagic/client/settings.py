@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -78,10 +78,6 @@ class ClientSettings:
         key = env.get("OPENROUTER_API_KEY", "").strip()
         base = env.get("OPENROUTER_BASE_URL", "").strip() or DEFAULT_BASE_URL
         return cls(api_key=Secret(key) if key else None, base_url=base.rstrip("/"))
-
-    def with_changes(self, **changes: object) -> ClientSettings:
-        """A copy with some fields replaced."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def headers(self) -> dict[str, str]:
         """Attribution and extra headers (OpenRouter app attribution, docs §1)."""

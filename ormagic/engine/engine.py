@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..client.http import ChatRequest, OpenRouterClient
@@ -69,7 +69,7 @@ class TurnResult:
     prepared: Prepared
     outcome: Outcome
     turn: Turn | None = None  # None when nothing arrived (nothing was recorded)
-    extras: dict[str, Any] = field(default_factory=dict)
+    pricing_interrupted: bool = False  # stopped while looking up the price: cost unknown
 
 
 class Exchange:
@@ -343,7 +343,10 @@ class Engine:
             except KeyboardInterrupt:
                 exchange.close()  # records what arrived, marked interrupted
             if result.turn is not None:
-                self.price(result)
+                try:
+                    self.price(result)
+                except KeyboardInterrupt:  # the answer is recorded; only its cost is unknown
+                    result.pricing_interrupted = True
         finally:
             if view.started or result.outcome.produced:
                 view.finish(result.outcome.summary(prepared.conversation))
@@ -443,6 +446,8 @@ def default_engine() -> Engine:
 
 
 def set_default_engine(engine: Engine | None) -> None:
-    """Make ``engine`` the one ``ormagic.ask`` uses (the extension does, on load)."""
+    """Make ``engine`` the one ``ormagic.ask`` uses; the one it replaces is closed."""
     global _default
+    if _default is not None and _default is not engine:
+        _default.close()
     _default = engine

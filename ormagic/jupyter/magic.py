@@ -288,6 +288,10 @@ class ChatMagics(Magics):
         if outcome.interrupted:
             kept = " (partial answer kept in the conversation)" if outcome.produced else ""
             raise UsageError(f"Interrupted{kept}.")
+        if result.pricing_interrupted:
+            raise UsageError(
+                "Interrupted while looking up the price; the answer is kept in the conversation."
+            )
         if outcome.failure is not None:
             raise UsageError(str(outcome.failure))
         if not outcome.produced:

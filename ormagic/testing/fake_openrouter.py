@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import json
 import select
+import signal
 import socket
 import socketserver
 import sys
@@ -372,6 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
             record.client_disconnected = True
 
     def _models(self, record: RecordedRequest) -> None:
+        if self.fake.models_delay and not self._pause(self.fake.models_delay):
+            self._client_left(record)
+            return
         models = self.fake.models
         body = {"data": models, "total_count": len(models), "links": {"next": None}}
         self._send_json(200, body, {"Cache-Control": "public, max-age=300"})
@@ -413,7 +417,8 @@ class FakeOpenRouter:
     """A fake OpenRouter on a loopback port, serving from a daemon thread.
 
     Attributes a test may change at any time: ``models`` (the ``/models`` catalogue),
-    ``key_info`` (the ``/key`` data), ``generation_delay_polls`` (how many 404s
+    ``models_delay`` (seconds ``/models`` takes to answer), ``key_info`` (the ``/key``
+    data), ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
     """
@@ -432,6 +437,7 @@ class FakeOpenRouter:
         self.models: list[dict[str, Any]] = list(models) if models is not None else default_models()
         self.key_info: dict[str, Any] = default_key_info(api_key)
         self.generation_delay_polls = 0
+        self.models_delay = 0.0
         self.log: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -571,8 +577,23 @@ class FakeOpenRouter:
 # --------------------------------------------------------------------------- command line
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Make Ctrl-C (SIGINT) and SIGTERM stop the server, whatever the parent process set.
+
+    A process started with SIGINT ignored (``nohup``, or ``cmd &`` in a non-interactive
+    shell) inherits that, and Python then installs no handler of its own: Ctrl-C and a
+    test's ``send_signal(SIGINT)`` would do nothing and the server would never stop.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve in the foreground until Ctrl-C, printing the environment to point ormagic at it."""
+    """Serve in the foreground until Ctrl-C or SIGTERM, printing the environment to use."""
     parser = argparse.ArgumentParser(
         prog="python -m ormagic.testing.fake_openrouter",
         description="A fake OpenRouter API on 127.0.0.1, for trying ormagic offline.",
@@ -580,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument("--key", default=FAKE_API_KEY, help="the API key it accepts")
     args = parser.parse_args(argv)
+    stop_on_signals()
     fake = FakeOpenRouter(api_key=args.key, port=args.port)
     fake.log = lambda line: print(line, file=sys.stderr, flush=True)
     with fake:
