@@ -33,6 +33,9 @@ class View(Protocol):
     def start(self, model: str) -> None:
         """The request is about to be sent to ``model``."""
 
+    def note(self, text: str) -> None:
+        """A one-line note above the answer (e.g. a conversation resumed from the file)."""
+
     def handle(self, event: Event) -> None:
         """One event of the stream, in order."""
 
@@ -54,6 +57,9 @@ class NullView:
         self._started = False
 
     def start(self, model: str) -> None:
+        """Nothing to show."""
+
+    def note(self, text: str) -> None:
         """Nothing to show."""
 
     def handle(self, event: Event) -> None:

@@ -379,28 +379,53 @@ def test_notebook_cells_and_metadata() -> None:
     ]
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert [(c.outputs, c.execution_count) for c in code_cells] == [([], None)] * 3
+    # each answer keeps the record a %%chat output keeps, so %chat load reads it back
+    common = {
+        "format": 1,
+        "conversation": "maths",
+        "system": "Answer briefly.",
+        "session_id": "ormagic-0123456789abcdef",
+        "chosen": True,
+        "requested_model": None,
+        "model": FLASH,
+        "provider": "DeepSeek",
+        "finish_reason": None,
+    }
+    first = sample().turns[0].assistant_message
     assert notebook.cells[3].metadata == {
         "ormagic": {
-            "model": FLASH,
-            "provider": "DeepSeek",
+            **common,
+            "cell_id": notebook.cells[2].id,
+            "prompt": "What is 2+2?",
+            # the reasoning string is its details' text: kept once, rebuilt on reading
+            "messages": [{k: v for k, v in first.items() if k != "reasoning"}],
+            "reasoning_derived": [0],
             "generation_id": "gen-1785160442-AbCdEfGhIjKlMnOpQrSt",
             "usage": {
                 "prompt_tokens": 12,
                 "completion_tokens": 9,
                 "reasoning_tokens": 6,
                 "cached_tokens": 0,
-                "cost": 0.0000042,
             },
             "cost": 0.0000042,
+            "elapsed": 1.3,
+            "interrupted": False,
+            "error": None,
         }
     }
     assert notebook.cells[5].metadata == {
         "ormagic": {
-            "model": FLASH,
-            "provider": "DeepSeek",
+            **common,
+            "cell_id": notebook.cells[4].id,
+            "prompt": "Und auf Deutsch? ü",
+            "messages": [{"role": "assistant", "content": "Vier."}],
+            "reasoning_derived": [],
             "generation_id": "gen-1785160450-ZyXwVuTsRqPoNmLkJiHg",
             "usage": None,
             "cost": None,
+            "elapsed": 0.4,
+            "interrupted": True,
+            "error": "Stream dropped <after> 3 chunks",
         }
     }
     assert notebook.metadata["ormagic"] == {
@@ -440,6 +465,8 @@ def conversation_to_notebook_without_ids(read_back: Any) -> Any:
     fresh = to_notebook(sample())
     for cell, old in zip(fresh.cells, read_back.cells, strict=True):
         cell.id = old.id
+    for prompt, answer in zip(fresh.cells[2::2], fresh.cells[3::2], strict=True):
+        answer.metadata["ormagic"]["cell_id"] = prompt.id
     return fresh
 
 

@@ -173,7 +173,10 @@ def test_model_html_arrives_escaped(kernel: Kernel, server: FakeOpenRouter) -> N
     for message in execution.messages:
         content = dict(message["content"])
         data = {k: v for k, v in content.pop("data", {}).items() if k != "text/plain"}
-        blob = json.dumps([content, data])  # text/plain is shown as text, never as HTML
+        # text/plain is shown as text, never as HTML; the metadata's record is data that
+        # no frontend renders (it keeps the answer as received, to resume from)
+        content.pop("metadata", None)
+        blob = json.dumps([content, data])
         assert "<img" not in blob
         assert "<script" not in blob
         assert 'href=\\"javascript' not in blob
@@ -350,7 +353,9 @@ def test_options_out_code_interpolation_hide(kernel: Kernel, server: FakeOpenRou
         "Sort [3, 1, 2]; keep {undefined_name}, {braces}, `{numbers}` and 1"
     )
     assert widget_states(execution, "AccordionModel") == []
-    assert all("secret thoughts" not in json.dumps(m["content"]) for m in execution.messages)
+    # hidden: never displayed (the saved record keeps it, to continue the conversation)
+    shown = [{k: v for k, v in m["content"].items() if k != "metadata"} for m in execution.messages]
+    assert all("secret thoughts" not in json.dumps(content) for content in shown)
     payload = execution.reply["content"]["payload"]
     assert payload == [{"source": "set_next_input", "text": "sorted(numbers)", "replace": False}]
     assert value(kernel, "reply") == "Sort it:\n\n```python\nsorted(numbers)\n```\n"

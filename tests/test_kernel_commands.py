@@ -223,8 +223,18 @@ def test_answer_metadata_is_what_the_fake_sent(kernel: Kernel, server: FakeOpenR
     answer, _ = answer_and_footer(execution)
     metadata = dict(answer["metadata"]["ormagic"])
     assert metadata.pop("elapsed") >= 0
+    assert isinstance(metadata.pop("session_id"), str)
     assert metadata == {
+        "format": 1,
         "conversation": "meta",
+        "system": None,
+        "cell_id": None,
+        "prompt": "Hi",
+        "messages": [{"role": "assistant", "content": "Answered."}],
+        "reasoning_derived": [],
+        "chosen": True,
+        "error": None,
+        "finish_reason": "stop",
         "requested_model": SONNET,
         "model": NANO,
         "provider": "Chutes",
@@ -262,7 +272,7 @@ def test_footer_shows_cached_tokens(kernel: Kernel, server: FakeOpenRouter) -> N
             "%chat frobnicate",
             re.escape(
                 "UsageError: %chat: unknown command 'frobnicate'; try one of: config, context, "
-                "export, history, key, load, models, reset, usage"
+                "export, history, key, load, models, reset, resume, usage"
             ),
         ),
         (

@@ -31,6 +31,9 @@ class _CallbackView:
     def start(self, model: str) -> None:
         """Nothing to show."""
 
+    def note(self, text: str) -> None:
+        print(text)  # e.g. "Resumed 'default' from analysis.ipynb: 3 turns (saved 2 min ago)."
+
     def handle(self, event: Event) -> None:
         self._started = True
         if self._on_event is not None:
@@ -124,7 +127,7 @@ def stream(
     options = _options(
         conversation, model, reasoning, system, temperature, max_tokens, context, engine
     )
-    exchange = engine.exchange(engine.prepare(prompt, options, engine.notebook))
+    exchange = engine.exchange(engine.prepare(prompt, options, engine.notebook, notify=print))
     return _events(engine, exchange)
 
 

@@ -42,7 +42,14 @@ from .summaries import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, elision_marker, sho
 if TYPE_CHECKING:
     from .capture import CapturedError, CapturedText, Recorder
 
-__all__ = ["CellRecord", "NotebookSnapshot", "running_cell", "strip_ansi", "take_snapshot"]
+__all__ = [
+    "CellRecord",
+    "NotebookSnapshot",
+    "notebook_path",
+    "running_cell",
+    "strip_ansi",
+    "take_snapshot",
+]
 
 # A cut moves back (or forward) to whitespace within this distance, so that a key or
 # token printed near the cut is never split into a half the redaction patterns miss.
@@ -336,7 +343,8 @@ def _last_error() -> str | None:
     return bounded_text(["".join(exc.format())]).rstrip("\n")
 
 
-def _notebook_path(namespace: Mapping[str, Any]) -> str | None:
+def notebook_path(namespace: Mapping[str, Any]) -> str | None:
+    """The notebook file of the kernel, when it is known and exists."""
     vscode = namespace.get("__vsc_ipynb_file__")
     if isinstance(vscode, str) and vscode:
         return vscode
@@ -417,7 +425,7 @@ def take_snapshot(
     oldest = max(1, newest - limit + 1, (since + 1) if since is not None else 1)
     cells = tuple(_cell_record(shell, n, recorder) for n in range(oldest, newest + 1))
     namespace: Mapping[str, Any] = shell.user_ns
-    path = _notebook_path(namespace)
+    path = notebook_path(namespace)
     return NotebookSnapshot(
         cells=cells,
         namespace=namespace,

@@ -29,11 +29,12 @@ from ..client.settings import ClientSettings
 from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
 from ..events import Event, Usage
-from ..view import NullView, View
+from ..view import FinalSummary, NullView, View
 from .conversation import Conversation, ConversationStore, Turn, new_session_id
 from .models import ModelCatalog, ModelInfo, cost_of
 from .notebook import Notebook, fill_prompt, gather_context
 from .options import AskOptions, Checked, Defaults, check
+from .resume import NotebookConversations, read_notebook, record, saved_ago
 from .turn import Clock, Outcome, iter_answer
 from .usage import UsageLedger
 
@@ -124,6 +125,7 @@ class Engine:
         self._settings: ClientSettings | None = None
         self._client: OpenRouterClient | None = None
         self.catalog = ModelCatalog(self._fetch_models)
+        self._resume_tried: set[str] = set()
 
     # ------------------------------------------------------------------ settings and client
 
@@ -177,7 +179,11 @@ class Engine:
         return self.store.get(name)
 
     def reset(self, name: str = "default") -> Conversation:
-        """Forget a conversation, and where its notebook context starts."""
+        """Forget a conversation, and where its notebook context starts.
+
+        A reset conversation is not picked up from the notebook file again.
+        """
+        self._resume_tried.add(name)
         self.last_chat_cell.pop(name, None)
         return self.store.reset(name)
 
@@ -253,14 +259,19 @@ class Engine:
         notebook: Notebook | None = None,
         *,
         on_checked: Callable[[Checked], None] | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> Prepared:
         """Check everything and build the request; nothing changes until it is answered.
 
-        ``on_checked`` runs once the options are known to be good, before the notebook is
-        read (which can take a moment): the magic shows its waiting line there.
+        The one exception: the first question of an empty conversation in a notebook
+        whose file is known picks that conversation up from the file (see
+        :meth:`resume`), and ``notify`` is told so in one line. ``on_checked`` runs once
+        the options are known to be good, before the notebook is read (which can take a
+        moment): the magic shows its waiting line there.
         """
         checked = self.check(options)
         prompt = self.fill(text, checked, notebook)  # variables are found in the text as typed
+        self._resume_first(options, notebook, notify or _ignore)
         if on_checked is not None:
             on_checked(checked)
         block = self.context(text, checked, notebook)
@@ -289,6 +300,43 @@ class Engine:
             context=block,
             chat_cell=notebook.running_cell() if notebook is not None else None,
         )
+
+    def resume(self, name: str, path: str) -> NotebookConversations:
+        """Rebuild conversation ``name`` from the ``%%chat`` outputs saved in ``path``.
+
+        When the file holds turns of ``name``, they replace the conversation (in notebook
+        order, with their cell ids, so that a re-run cell still replaces its own turn);
+        otherwise nothing changes. The result says what was found and what was skipped.
+        """
+        found = read_notebook(path)
+        conversation = found.conversations.get(name)
+        if conversation is not None:
+            self.put(conversation)
+        return found
+
+    def _resume_first(
+        self, options: AskOptions, notebook: Notebook | None, notify: Callable[[str], None]
+    ) -> None:
+        """Pick an empty conversation up from the notebook file, once per conversation."""
+        name = options.conversation
+        existing = self.store.peek(name)
+        if (
+            options.new
+            or not self.defaults.resume
+            or notebook is None
+            or name in self._resume_tried
+            or (existing is not None and existing.turns)
+        ):
+            return
+        path = notebook.path
+        if path is None:
+            return
+        self._resume_tried.add(name)
+        found = self.resume(name, path)
+        for line in found.notes:
+            notify(line)
+        if found.turns(name):
+            notify(resumed_line(name, found))
 
     def _system(self, options: AskOptions, existing: Conversation | None) -> str | None:
         if options.system is not None:
@@ -325,7 +373,7 @@ class Engine:
             shown = True
 
         try:
-            prepared = self.prepare(text, options, notebook, on_checked=start)
+            prepared = self.prepare(text, options, notebook, on_checked=start, notify=view.note)
         except BaseException:
             if shown:
                 view.abandon()
@@ -349,10 +397,25 @@ class Engine:
                     result.pricing_interrupted = True
         finally:
             if view.started or result.outcome.produced:
-                view.finish(result.outcome.summary(prepared.conversation))
+                view.finish(self.summary(result))
             else:
                 view.abandon()
         return result
+
+    def summary(self, result: TurnResult) -> FinalSummary:
+        """What the view shows under the answer, with the record a saved notebook keeps."""
+        prepared, outcome = result.prepared, result.outcome
+        response = result.turn.response if result.turn is not None else outcome.to_response()
+        saved = record(
+            conversation=prepared.conversation,
+            system=prepared.system,
+            session_id=prepared.session_id,
+            prompt=prepared.prompt,
+            cell_id=prepared.checked.options.cell_id,
+            response=response,
+            secrets=self.secrets(),
+        )
+        return outcome.summary({"ormagic": saved})
 
     def _commit(self, prepared: Prepared, outcome: Outcome) -> Turn | None:
         """Record the answer: the one place where a question changes the session's state."""
@@ -431,6 +494,19 @@ def usage_from_generation(data: Mapping[str, Any], cost: float) -> Usage:
         cached_tokens=count("native_tokens_cached"),
         cost=cost,
         raw=dict(data),
+    )
+
+
+def _ignore(line: str) -> None:
+    """Where notes go when nobody listens."""
+
+
+def resumed_line(name: str, found: NotebookConversations) -> str:
+    """``Resumed 'default' from analysis.ipynb: 3 turns (saved 2 min ago).``"""
+    turns = found.turns(name)
+    return (
+        f"Resumed {name!r} from {found.name}: {turns} turn{'' if turns == 1 else 's'} "
+        f"({saved_ago(found.saved_at)})."
     )
 
 

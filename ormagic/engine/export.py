@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..events import Usage
 from .conversation import Conversation, Turn
+from .resume import record
 
 if TYPE_CHECKING:
     import nbformat
@@ -151,17 +152,20 @@ def conversation_to_notebook(
         v4.new_markdown_cell(_title_markdown(conversation)),
     ]
     for turn in conversation.turns:
-        cells.append(v4.new_code_cell(f"%%chat -c {conversation.name}\n{turn.prompt}"))
-        meta = {
-            "model": turn.model,
-            "provider": turn.provider,
-            "generation_id": turn.generation_id,
-            "usage": _usage_dict(turn.usage),
-            "cost": turn.cost,
-        }
-        cells.append(
-            v4.new_markdown_cell(_answer_markdown(turn, neutralise), metadata={"ormagic": meta})
+        prompt_cell = v4.new_code_cell(f"%%chat -c {conversation.name}\n{turn.prompt}")
+        # the record a %%chat output keeps, so that %chat load reads the lesson back
+        meta = record(
+            conversation=conversation.name,
+            system=conversation.system,
+            session_id=conversation.session_id,
+            prompt=turn.prompt,
+            cell_id=prompt_cell.id,
+            response=turn.response,
         )
+        answer_cell = v4.new_markdown_cell(
+            _answer_markdown(turn, neutralise), metadata={"ormagic": meta}
+        )
+        cells += [prompt_cell, answer_cell]
     ormagic_meta: dict[str, Any] = {
         "conversation": conversation.name,
         "session_id": conversation.session_id,

@@ -33,6 +33,10 @@ class Notebook(Protocol):
     def namespace(self) -> Mapping[str, Any]:
         """The user's variables."""
 
+    @property
+    def path(self) -> str | None:
+        """The notebook file, when the kernel knows it (JupyterLab, Notebook 7, VS Code)."""
+
     def snapshot(self, since: int | None) -> NotebookSnapshot:
         """The cells executed after cell ``since`` (all recent ones when None)."""
 

@@ -54,6 +54,7 @@ class Defaults:
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     max_retries: int = 2
+    resume: bool = True
 
     def __repr__(self) -> str:
         # the key is a Secret, which never shows itself; the rest is harmless

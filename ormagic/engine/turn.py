@@ -9,7 +9,7 @@ stop generating and billing (docs/openrouter-api.md §4.1).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +93,8 @@ class Outcome:
             finish_reason=self.finish_reason,
         )
 
-    def summary(self, conversation: str) -> FinalSummary:
-        """What the view shows under the answer, and the output's metadata."""
+    def summary(self, metadata: Mapping[str, Any]) -> FinalSummary:
+        """What the view shows under the answer, with the output's ``metadata``."""
         footer = footer_text(
             model=self.model,
             requested_model=self.requested_model,
@@ -106,31 +106,9 @@ class Outcome:
         return FinalSummary(
             footer=footer,
             status=self.status_line(),
-            metadata={"ormagic": self.metadata(conversation)},
+            metadata=metadata,
             reasoning_tokens=self.usage.reasoning_tokens if self.usage else None,
         )
-
-    def metadata(self, conversation: str) -> dict[str, Any]:
-        """What a saved notebook records about the answer (output metadata ``ormagic``)."""
-        usage = self.usage
-        return {
-            "conversation": conversation,
-            "requested_model": self.requested_model,
-            "model": self.answered_by,
-            "provider": self.provider,
-            "generation_id": self.generation_id,
-            "usage": None
-            if usage is None
-            else {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-                "cached_tokens": usage.cached_tokens,
-            },
-            "cost": self.cost,
-            "elapsed": round(self.elapsed, 3),
-            "interrupted": self.interrupted,
-        }
 
 
 def iter_answer(

@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from traitlets import TraitError
 
-from ..engine.engine import Engine
+from ..engine.engine import Engine, resumed_line
 from ..engine.export import export_json, export_notebook, load_json
 from ..engine.models import models_table_html, models_table_text, select_models
 from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
+from ..engine.resume import read_notebook
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count
 from ..render.markdown import escape_text, neutralise_markdown
@@ -47,6 +48,7 @@ CONFIG_KEYS = (
     "connect_timeout",
     "read_timeout",
     "max_retries",
+    "resume",
 )
 
 
@@ -261,16 +263,69 @@ def export(host: CommandHost, words: Sequence[str]) -> Reply:
 
 
 def load(host: CommandHost, words: Sequence[str]) -> Reply:
-    """``%chat load PATH [-c NAME]``: restore a conversation from an exported JSON file."""
-    parser = _parser("load", "Restore a conversation from a JSON file written by %chat export.")
+    """``%chat load PATH [-c NAME]``: restore a conversation from JSON or a notebook."""
+    parser = _parser(
+        "load",
+        "Restore a conversation from a JSON file written by %chat export, or from a notebook "
+        "(one written by %chat export, or any notebook with saved %%chat outputs).",
+    )
     parser.add_argument("path")
-    parser.add_argument("-c", "--conversation", default=None, help="name to load it as")
+    parser.add_argument(
+        "-c",
+        "--conversation",
+        default=None,
+        help="JSON: the name to load it as; notebook: which conversation "
+        "(default: its only one, else default)",
+    )
     args = parser.parse_args(words)
+    if args.path.endswith(".ipynb"):
+        return _load_notebook(host, args.path, args.conversation)
     conversation = load_json(args.path, name=args.conversation)
     host.engine.put(conversation)
     return Reply(
         f"Loaded conversation {conversation.name!r} ({_turns(len(conversation))}) from {args.path}."
     )
+
+
+def _load_notebook(host: CommandHost, path: str, name: str | None) -> Reply:
+    found = read_notebook(path)
+    names = sorted(found.conversations)
+    if name is None:
+        name = names[0] if len(names) == 1 else "default"
+    conversation = found.conversations.get(name)
+    if conversation is None:
+        held = f" (it holds: {', '.join(names)})" if names else ""
+        raise ConfigError(f"{path} has no saved %%chat turns of {name!r}{held}.")
+    host.engine.put(conversation)
+    lines = [
+        *found.notes,
+        f"Loaded conversation {name!r} ({_turns(len(conversation))}) from {path}.",
+    ]
+    return Reply("\n".join(lines))
+
+
+def resume(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat resume [PATH] [-c NAME]``: pick a conversation up from a saved notebook."""
+    parser = _parser(
+        "resume",
+        "Rebuild a conversation from the %%chat outputs saved in a notebook file "
+        "(default: this notebook, as saved on disk).",
+    )
+    parser.add_argument("path", nargs="?", default=None)
+    parser.add_argument("-c", "--conversation", default="default")
+    args = parser.parse_args(words)
+    path = args.path or host.notebook().path
+    if path is None:
+        raise ConfigError(
+            "%chat resume: this kernel does not know its notebook file; "
+            "name it: %chat resume analysis.ipynb"
+        )
+    found = host.engine.resume(args.conversation, path)
+    if found.turns(args.conversation):
+        last = resumed_line(args.conversation, found)
+    else:
+        last = f"No saved %%chat turns of {args.conversation!r} in {found.name}."
+    return Reply("\n".join([*found.notes, last]))
 
 
 def _writer(path: str) -> Callable[..., None]:
@@ -324,7 +379,7 @@ def _table(rows: Sequence[tuple[str, str]]) -> Reply:
     return Reply(text, f"<table>{body}</table>")
 
 
-COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
+COMMANDS: dict[str, Callable[[CommandHost, Sequence[str]], Reply]] = {
     "config": config,
     "context": context,
     "export": export,
@@ -333,5 +388,6 @@ COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
     "load": load,
     "models": models,
     "reset": reset,
+    "resume": resume,
     "usage": usage,
 }

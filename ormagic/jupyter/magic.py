@@ -59,6 +59,7 @@ SETTINGS = (
     "connect_timeout",
     "read_timeout",
     "max_retries",
+    "resume",
 )
 _CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
@@ -125,6 +126,11 @@ class ChatMagics(Magics):
     max_retries = Int(2, help="Retries for 408/429/502/503 and connection failures.").tag(
         config=True
     )
+    resume = Bool(
+        True,
+        help="The first %%chat of an empty conversation picks it up from the %%chat outputs "
+        "saved in this notebook's file (after a kernel restart).",
+    ).tag(config=True)
     record_output = Bool(
         True,
         help="On IPython < 9.1, which keeps no printed output, record what each cell prints "
@@ -233,7 +239,8 @@ class ChatMagics(Magics):
         Notebook context (recent cells, outputs, errors, variables the prompt names) is
         sent with the prompt; ``%chat context`` shows exactly what. ``{name}`` in the
         prompt is replaced by the kernel variable's value (``{{``/``}}`` for braces).
-        Line commands: %chat [history|reset|context|models|usage|key|config|export|load].
+        Line commands: %chat [history|reset|resume|context|models|usage|key|config|export|
+        load].
         """
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
@@ -301,7 +308,9 @@ class ChatMagics(Magics):
 
     @line_magic("chat")  # type: ignore[arg-type]
     def chat_command(self, line: str) -> None:
-        """%chat [history|reset|context|models|usage|key|config|export|load] …, or %chat --fix
+        """%chat [history|reset|resume|context|models|usage|key|config|export|load] …
+
+        Or %chat --fix.
 
         Bare ``%chat`` shows the model, conversations, turns and the session's cost.
         ``%chat COMMAND -h`` shows a command's options.

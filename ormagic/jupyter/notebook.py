@@ -14,7 +14,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..context.capture import Recorder
-from ..context.snapshot import NotebookSnapshot, running_cell, take_snapshot
+from ..context.snapshot import NotebookSnapshot, notebook_path, running_cell, take_snapshot
 
 __all__ = ["ShellNotebook", "cell_id", "format_error", "shell_writers"]
 
@@ -30,6 +30,10 @@ class ShellNotebook:
     def namespace(self) -> Mapping[str, Any]:
         namespace: Mapping[str, Any] = self._shell.user_ns
         return namespace
+
+    @property
+    def path(self) -> str | None:
+        return notebook_path(self.namespace)
 
     def snapshot(self, since: int | None) -> NotebookSnapshot:
         return take_snapshot(self._shell, since=since, recorder=self._recorder)

@@ -131,6 +131,7 @@ class NotebookView:
         self._reasoning_seconds: float | None = None
         self._started = False
         self._waiting = _Waiting(self._publisher, clock)
+        self._notes: list[str] = []
         self._model = "the model"
         self.redraws = 0
         self.merges = 0
@@ -140,10 +141,20 @@ class NotebookView:
         self._model = model
         self._waiting.show(f"⋯ Waiting for {model}")
 
+    def note(self, text: str) -> None:
+        """A quiet line above the answer; it stays in the final output."""
+        self._notes.append(text)
+        self._publisher.display(_quiet_line(text))
+
+    def _show_notes(self) -> None:
+        for text in self._notes:
+            self._publisher.display(_quiet_line(text))
+
     def abandon(self) -> None:
-        """Nothing came: remove the waiting line (an error line follows)."""
+        """Nothing came: remove the waiting line (an error line follows); notes stay."""
         if self._waiting.shown and not self._started:
             self._publisher.clear()
+            self._show_notes()
 
     @property
     def started(self) -> bool:
@@ -256,6 +267,7 @@ class NotebookView:
     def _merge_outputs(self) -> None:
         """Too many live outputs: start again with the reasoning panel and one answer output."""
         self._publisher.clear()
+        self._show_notes()
         if self._panel is not None:
             self._publisher.display_widget(self._panel.accordion)
         self._answer.merge()
@@ -275,13 +287,16 @@ class NotebookView:
         """Replace the live outputs with static bundles that read well when saved."""
         self._end_reasoning()
         self._publisher.clear()
+        self._show_notes()
         if self._show_reasoning and (self._reasoning_parts or self._encrypted):
             self._publisher.display(self._reasoning_bundle(summary.reasoning_tokens))
         answer = self.answer
         if answer:
             bundle = plain_bundle(answer) if self._plain else answer_bundle(answer)
             self._publisher.display(bundle, metadata=summary.metadata)
-        self._publisher.display(footer_bundle(summary.footer, summary.status))
+        # the metadata goes with the answer; with no answer text, with the footer
+        footer = footer_bundle(summary.footer, summary.status)
+        self._publisher.display(footer, metadata=None if answer else summary.metadata)
         if self._panel is not None:
             self._panel.close()
             self._panel = None
@@ -346,6 +361,10 @@ class TerminalView:
 
     def start(self, model: str) -> None:
         """Nothing to show in a terminal until the first words arrive."""
+
+    def note(self, text: str) -> None:
+        self._out.write(f"{text}\n")
+        self._out.flush()
 
     def abandon(self) -> None:
         """Nothing was shown."""
