@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 RECORD_FORMAT = 1
+# The field a reader sees in each kind of reasoning detail (docs §5).
+_READABLE = {"reasoning.text": "text", "reasoning.summary": "summary"}
 # Opaque values the model needs back byte for byte: never touched by redaction.
 _OPAQUE_KEYS = frozenset({"data", "signature", "id", "tool_call_id"})
 
@@ -59,7 +61,7 @@ def _readable(details: Any) -> str | None:
     parts = []
     for item in details:
         if isinstance(item, Mapping):
-            key = {"reasoning.text": "text", "reasoning.summary": "summary"}.get(item.get("type"))
+            key = _READABLE.get(str(item.get("type")))
             value = item.get(key) if key else None
             parts.append(value if isinstance(value, str) else "")
     return "".join(parts)
