@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 import ormagic
 from ormagic.context.snapshot import NotebookSnapshot
 from ormagic.engine.conversation import Response
-from ormagic.engine.engine import Engine
+from ormagic.engine.engine import Engine, default_engine, set_default_engine
 from ormagic.engine.options import AskOptions
 from ormagic.engine.resume import read_notebook, record, saved_ago
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
@@ -428,3 +428,20 @@ def _quiet_lines(execution: Execution) -> list[str]:
         for o in execution.final_outputs()
         if "data" in o and "text/markdown" not in o["data"]
     ]
+
+
+def test_ormagic_ask_in_a_notebook_resumes_too(
+    fake_env: FakeOpenRouter, saved: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_default_engine(Engine())
+    try:
+        default_engine().notebook = FileNotebook(saved)
+        answer = ormagic.ask("Three")
+    finally:
+        set_default_engine(None)
+    assert capsys.readouterr().out == (
+        "Resumed 'default' from analysis.ipynb: 2 turns (saved 2 min ago).\n"
+    )
+    assert answer.text.startswith("You asked:")
+    [request] = fake_env.chat_requests()
+    assert [m["content"] for m in request.body["messages"]] == ["One", "1", "Two", "2", "Three"]
