@@ -42,7 +42,14 @@ from .summaries import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, elision_marker, sho
 if TYPE_CHECKING:
     from .capture import CapturedError, CapturedText, Recorder
 
-__all__ = ["CellRecord", "NotebookSnapshot", "running_cell", "strip_ansi", "take_snapshot"]
+__all__ = [
+    "CellRecord",
+    "NotebookSnapshot",
+    "read_cell",
+    "running_cell",
+    "strip_ansi",
+    "take_snapshot",
+]
 
 # A cut moves back (or forward) to whitespace within this distance, so that a key or
 # token printed near the cut is never split into a half the redaction patterns miss.
@@ -426,3 +433,13 @@ def take_snapshot(
         markdown_cells=_markdown_cells(path, cells),
         since=since,
     )
+
+
+def read_cell(shell: Any, number: int, recorder: Recorder | None = None) -> CellRecord | None:
+    """Cell ``In[number]`` as plain bounded text; None when no such cell has run.
+
+    The running cell counts (its source is stored before it runs; it has no output yet).
+    """
+    if not 1 <= number <= running_cell(shell):
+        return None
+    return _cell_record(shell, number, recorder)
