@@ -59,6 +59,9 @@ SETTINGS = (
     "connect_timeout",
     "read_timeout",
     "max_retries",
+    # tool calling
+    "tools",
+    "max_tool_rounds",
 )
 _CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
@@ -125,6 +128,17 @@ class ChatMagics(Magics):
     max_retries = Int(2, help="Retries for 408/429/502/503 and connection failures.").tag(
         config=True
     )
+    # -- tool calling (engine/rounds.py) ---------------------------------------------------
+    tools = Bool(
+        True,
+        help="Let the model call tools: the read-only notebook tools (list_variables, "
+        "describe_variable, ...) and your @ormagic.tool functions. --no-tools for one cell.",
+    ).tag(config=True)
+    max_tool_rounds = Int(
+        8,
+        help="Rounds of tool calls per question; then the model is asked to answer with what "
+        "it has (0: no tool calls).",
+    ).tag(config=True)
     record_output = Bool(
         True,
         help="On IPython < 9.1, which keeps no printed output, record what each cell prints "
@@ -226,6 +240,9 @@ class ChatMagics(Magics):
     )
     @argument("--provider-sort", choices=PROVIDER_SORTS, help="provider.sort")
     @argument("--no-fallbacks", action="store_true", help="provider.allow_fallbacks = false")
+    @argument(
+        "--no-tools", action="store_true", help="Do not let the model call tools for this cell."
+    )
     @cell_magic("chat")  # type: ignore[arg-type]  # IPython types the decorator loosely
     def chat(self, line: str, cell: str) -> None:
         """Ask a model; the cell body is the prompt. The next %%chat continues the conversation.
@@ -233,7 +250,9 @@ class ChatMagics(Magics):
         Notebook context (recent cells, outputs, errors, variables the prompt names) is
         sent with the prompt; ``%chat context`` shows exactly what. ``{name}`` in the
         prompt is replaced by the kernel variable's value (``{{``/``}}`` for braces).
-        Line commands: %chat [history|reset|context|models|usage|key|config|export|load].
+        The model may call read-only tools to look at your variables and cells, and your
+        @ormagic.tool functions (%chat tools lists them; --no-tools turns them off).
+        Line commands: %chat [history|reset|context|models|usage|key|config|export|load|tools].
         """
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
@@ -265,6 +284,7 @@ class ChatMagics(Magics):
             provider_sort=args.provider_sort,
             allow_fallbacks=not args.no_fallbacks,
             cell_id=cell_id(self.shell),
+            tools=False if args.no_tools else None,
         )
 
     def _view(self, args: Any) -> View:
@@ -301,7 +321,7 @@ class ChatMagics(Magics):
 
     @line_magic("chat")  # type: ignore[arg-type]
     def chat_command(self, line: str) -> None:
-        """%chat [history|reset|context|models|usage|key|config|export|load] …, or %chat --fix
+        """%chat [history|reset|context|models|usage|key|config|export|load|tools] …, or %chat --fix
 
         Bare ``%chat`` shows the model, conversations, turns and the session's cost.
         ``%chat COMMAND -h`` shows a command's options.
