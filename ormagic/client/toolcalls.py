@@ -70,6 +70,7 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._slots: dict[object, _Slot] = {}
         self._order: list[object] = []
+        self._latest: dict[object, object] = {}  # index -> the slot it now continues
         self._calls: list[AssembledCall] | None = None
 
     def __bool__(self) -> bool:
@@ -78,15 +79,17 @@ class ToolCallAssembler:
     def add(self, delta: ToolCallDelta) -> None:
         """Take one fragment."""
         self._calls = None
-        key: object = delta.index
-        if key is None:
-            key = self._order[-1] if self._order and not delta.id else len(self._order)
+        index: object = delta.index
+        if index is None:
+            index = self._order[-1] if self._order and not delta.id else len(self._order)
+        key = self._latest.get(index, index)
         slot = self._slots.get(key)
         if slot is not None and delta.id and slot.id and delta.id != slot.id and slot.name:
             key, slot = ("extra", len(self._order)), None  # a shared index: a new call
         if slot is None:
             slot = self._slots[key] = _Slot()
             self._order.append(key)
+        self._latest[index] = key
         if delta.id:
             slot.id = delta.id  # assigned, never concatenated
         if delta.name and not slot.name:

@@ -98,6 +98,10 @@ def _lookup(namespace: Mapping[str, Any], name: str) -> Any:
     )
 
 
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
 def _short_type(value: Any) -> str:
     cls = type(value)
     if _is_type(value, "pandas", "DataFrame"):
@@ -177,8 +181,10 @@ def list_variables(namespace: Mapping[str, Any]) -> str:
     lines = [f"{len(variables):,} variable{'s' if len(variables) != 1 else ''}:"]
     for name, value in variables[:_MAX_LISTED]:
         shape = _shape(value)
-        size = f"~{format_bytes(_memory(value))}"
-        parts = [_short_type(value), *([shape] if shape else []), size]
+        kind = _short_type(value)
+        if shape.startswith("= "):  # a number: its value
+            kind, shape = f"{kind} {shape}", ""
+        parts = [kind, *([shape] if shape else []), f"~{format_bytes(_memory(value))}"]
         lines.append(f"- {name}: {', '.join(parts)}")
     if len(variables) > _MAX_LISTED:
         lines.append(f"… and {len(variables) - _MAX_LISTED:,} more")
@@ -292,7 +298,7 @@ def preview_rows(
     is_frame = _is_type(value, "pandas", "DataFrame")
     if columns and not is_frame:
         raise InspectionError(
-            f"columns only apply to a DataFrame; {name} is a {_short_type(value)}."
+            f"columns only apply to a DataFrame; {name} is {_a(_short_type(value))}."
         )
     if is_frame or _is_type(value, "pandas", "Series"):
         first, stop, note = _check_window(len(value), start, rows, name)
@@ -313,7 +319,7 @@ def preview_rows(
         body = _item_lines(items[first:stop], first)
         return f"{_window(name, what, first, stop, len(items), note)}\n{body}"
     raise InspectionError(
-        f"{name} is a {_short_type(value)}, which has no rows; describe_variable shows it."
+        f"{name} is {_a(_short_type(value))}, which has no rows; describe_variable shows it."
     )
 
 
@@ -340,16 +346,27 @@ def value_counts(
         return _counter_text(name, list(value), top)
     else:
         raise InspectionError(
-            f"{name} is a {_short_type(value)}; value_counts needs a DataFrame column, a "
+            f"{name} is {_a(_short_type(value))}; value_counts needs a DataFrame column, a "
             "Series, a list or a 1-D array."
         )
     counts = series.value_counts(dropna=False)
-    pairs = [(str(v), int(c)) for v, c in counts.head(top).items()]
+    pairs = [(_value_text(v), int(c)) for v, c in counts.head(top).items()]
     nulls = int(series.isna().sum())
     header = (
         f"value_counts of {label}: {len(series):,} values, {len(counts):,} distinct, {nulls:,} null"
     )
     return _counts_text(header, pairs, len(counts), int(counts.iloc[top:].sum()))
+
+
+def _value_text(value: Any) -> str:
+    """A counted value as text; the null markers of pandas and numpy read ``null``."""
+    try:
+        missing = value is None or bool(value != value)  # NaN is not equal to itself
+    except Exception:  # an object whose comparison is not a truth value
+        missing = False
+    if missing or type(value).__name__ in ("NAType", "NaTType"):
+        return "null"
+    return str(value)
 
 
 def _counter_text(name: str, items: list[Any], top: int) -> str:
@@ -358,7 +375,7 @@ def _counter_text(name: str, items: list[Any], top: int) -> str:
     except TypeError as error:
         raise InspectionError(f"{name} holds values that cannot be counted ({error}).") from None
     pairs = [(shorten(_SAMPLE_REPR.repr(v), 80), c) for v, c in counter.most_common(top)]
-    header = f"value counts of {name}: {len(items):,} values, {len(counter):,} distinct"
+    header = f"value_counts of {name}: {len(items):,} values, {len(counter):,} distinct"
     rest = sum(c for _, c in counter.most_common()[top:])
     return _counts_text(header, pairs, len(counter), rest)
 
