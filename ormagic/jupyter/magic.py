@@ -264,6 +264,10 @@ class ChatMagics(Magics):
             )
         except OrmagicError as error:
             raise UsageError(str(error)) from None
+        except KeyboardInterrupt:
+            # stopped while the question was being prepared (reading the notebook, or
+            # /models to learn whether the model takes tools): nothing was sent
+            raise UsageError("Interrupted before the question was sent; nothing changed.") from None
         self._present(result, args)
 
     def options(self, args: Any) -> AskOptions:
