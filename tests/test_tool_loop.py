@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from waiting import eventually
 
 import ormagic
-from ormagic.engine.engine import Engine
+from ormagic.engine.engine import Engine, set_default_engine
 from ormagic.engine.export import export_json, load_json
 from ormagic.engine.options import AskOptions
 from ormagic.engine.tools import ToolRegistry, user_tools
@@ -492,3 +492,42 @@ def _interrupt_in_round_two(engine: Engine) -> None:
     eventually(engine.resolve_costs, "the interrupted round's cost lookup")
     assert second.cost is not None
     assert turn.cost == pytest.approx(first.cost + second.cost)
+
+
+def test_ormagic_ask_calls_your_tools_from_plain_python(fake_env: FakeOpenRouter) -> None:
+    set_default_engine(None)
+    user_tools().clear()
+    try:
+
+        @ormagic.tool
+        def exchange_rate(currency: str) -> float:
+            """The euro's rate against a currency.
+
+            Args:
+                currency: ISO code, like USD.
+            """
+            return {"USD": 1.08}[currency]
+
+        fake_env.enqueue(
+            StreamReply(text="", tool_calls=[ToolCall("exchange_rate", {"currency": "USD"}, "r")]),
+            StreamReply(text="1 EUR is 1.08 USD."),
+            StreamReply(text="No tools this time."),
+        )
+        seen: list[Any] = []
+        answer = ormagic.ask("How many dollars for a euro?", on_event=seen.append)
+        # a script has no notebook: only your tools are offered
+        assert names(fake_env.chat_requests()[0].body) == ["exchange_rate"]
+        assert answer.text == "1 EUR is 1.08 USD."
+        assert answer.tool_calls == (
+            ToolResult("r", "exchange_rate", '{"currency": "USD"}', "1.08", False, 1),
+        )
+        assert answer.footer.endswith(" · 1 tool call")
+        assert [type(e) for e in seen if isinstance(e, ToolResult | ToolRound)] == [
+            ToolResult,
+            ToolRound,
+        ]
+        ormagic.ask("Again?", tools=False)
+        assert "tools" not in fake_env.chat_requests()[2].body
+    finally:
+        set_default_engine(None)
+        user_tools().clear()
