@@ -395,7 +395,7 @@ def test_tools_command_lists_every_tool(
     )
     assert (
         "  preview_rows(name: string, start: integer = 0, rows: integer = 10, "
-        "columns: array | null = null)\n" in first
+        "columns: array of string | null = null)\n" in first
     )
     assert "      name: The variable's name, as list_variables shows it" in first
     assert first.endswith("Yours: none yet (decorate a function with @ormagic.tool).\n")

@@ -160,6 +160,11 @@ def with_int_keys(d: dict[int, str]) -> None:
     """Int keys."""
 
 
+async def fetch(url: str) -> str:
+    """Async."""
+    return url
+
+
 SUPPORTED = "(use str, int, float, bool, list, dict, Literal[...], Optional[...])."
 
 
@@ -190,6 +195,11 @@ SUPPORTED = "(use str, int, float, bool, list, dict, Literal[...], Optional[...]
             with_int_keys,
             "Cannot make with_int_keys() a tool: parameter 'd': dict keys must be str (JSON "
             "object keys are strings) " + SUPPORTED,
+        ),
+        (
+            fetch,
+            "Cannot make fetch() a tool: it is async; tools are called synchronously, in the "
+            "kernel.",
         ),
         (
             lambda x: x,

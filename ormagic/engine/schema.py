@@ -286,6 +286,8 @@ def function_schema(
             f"Cannot make {tool_name or 'this function'} a tool: a tool name is 1 to 64 "
             "letters, digits, _ or - (pass name=...)."
         )
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise _refuse(tool_name, "it is async; tools are called synchronously, in the kernel")
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

@@ -86,16 +86,20 @@ class Tool:
 
 
 def _type_text(schema: dict[str, Any]) -> str:
+    """``string``, ``array of string | null``, ``"EUR" | "USD"``: a schema for people."""
     if "enum" in schema:
         return " | ".join(json.dumps(v) for v in schema["enum"])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return " | ".join(kind)
-    if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"]:
-        return f"array of {_type_text(schema['items'])}"
     if "anyOf" in schema:
         return " | ".join(_type_text(s) for s in schema["anyOf"])
-    return str(kind or "any")
+    kinds = schema.get("type")
+    items = schema.get("items")
+    names = []
+    for kind in kinds if isinstance(kinds, list) else [kinds]:
+        if kind == "array" and isinstance(items, dict) and items:
+            names.append(f"array of {_type_text(items)}")
+        else:
+            names.append(str(kind or "any"))
+    return " | ".join(names)
 
 
 def make_tool(

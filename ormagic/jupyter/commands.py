@@ -317,7 +317,7 @@ def tools(host: CommandHost, words: Sequence[str]) -> Reply:
 def _tool_text(tool: Any) -> str:
     lines = [f"  {tool.signature()}"]
     if tool.description:
-        lines += [f"      {line}" if line else "" for line in tool.description.splitlines()]
+        lines += [f"      {line}" for line in tool.description.splitlines() if line]
     for name, schema in (tool.parameters.get("properties") or {}).items():
         if schema.get("description"):
             lines.append(f"      {name}: {schema['description']}")
