@@ -18,7 +18,7 @@ from ormagic.engine.export import export_json, load_json
 from ormagic.engine.options import AskOptions
 from ormagic.engine.tools import ToolRegistry, user_tools
 from ormagic.events import TextDelta, ToolResult, ToolRound
-from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply, ToolCall
+from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply, ToolCall
 
 SALES_CELL = (
     "import pandas as pd\n"
@@ -531,3 +531,31 @@ def test_ormagic_ask_calls_your_tools_from_plain_python(fake_env: FakeOpenRouter
     finally:
         set_default_engine(None)
         user_tools().clear()
+
+
+def test_a_refused_later_round_keeps_the_first_and_its_cost(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, SALES_CELL)
+    fake_env.enqueue(
+        StreamReply(
+            text="Looking.",
+            tool_calls=[ToolCall("list_variables", {}, "v")],
+            usage={"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48, "cost": 0.01},
+        ),
+        ErrorReply(400, "Provider returned error"),
+    )
+    result = run(shell, "%%chat -c refused\nWhat is there?")
+    assert not result.success
+    assert (
+        str(result.error_in_exec)
+        == "Bad request: Provider returned error. Check the model id and options."
+    )
+    [turn] = ormagic.conversation("refused").turns
+    assert [m["role"] for m in turn.response.messages] == ["assistant", "tool"]
+    assert turn.error == "Bad request: Provider returned error. Check the model id and options."
+    assert (turn.usage.prompt_tokens, turn.cost) == (40, 0.01)  # the refused round cost nothing
+    assert len(turn.response.rounds) == 1
+    out = capsys.readouterr().out
+    assert "⚙ list_variables() → 2 lines\n" in out
+    assert "⚠ Bad request: Provider returned error. Check the model id and options.\n" in out

@@ -138,6 +138,7 @@ class _Exchange:
     def _stream(self, request: ChatRequest) -> Iterator[Event]:
         """One round, folded into the outcome however it ends."""
         current = Outcome(self._outcome.requested_model, {})
+        generated = True
         try:
             yield from iter_answer(
                 self._client, request, current, self._clock, keep_reasoning=self._number > 1
@@ -146,20 +147,16 @@ class _Exchange:
             if self._number == 1:
                 raise  # nothing arrived: the question failed before its answer began
             current.failure = error  # a later round: what came before is kept
+            generated = False  # refused before it began: nothing generated, nothing billed
         finally:
-            self._fold(current)
+            self._fold(current, generated)
 
-    def _fold(self, current: Outcome) -> None:
+    def _fold(self, current: Outcome, generated: bool) -> None:
         outcome = self._outcome
         usage = current.usage
-        outcome.rounds.append(
-            RoundRecord(
-                current.generation_id,
-                usage,
-                usage.cost if usage is not None else None,
-                current.elapsed,
-            )
-        )
+        if generated:
+            cost = usage.cost if usage is not None else None
+            outcome.rounds.append(RoundRecord(current.generation_id, usage, cost, current.elapsed))
         outcome.usage = sum_usage([r.usage for r in outcome.rounds])
         if self._number == 1 or _has_content(current.message):
             outcome.messages.append(current.message)
