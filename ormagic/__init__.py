@@ -21,6 +21,7 @@ from .version import __version__
 if TYPE_CHECKING:
     from .api.answer import Answer
     from .api.ask import ask, configure, stream
+    from .api.tools import tool
     from .engine.conversation import Conversation
     from .engine.engine import Engine
     from .errors import (
@@ -48,6 +49,7 @@ __all__ = [
     "conversation",
     "load_ipython_extension",
     "stream",
+    "tool",
     "unload_ipython_extension",
 ]
 
@@ -57,6 +59,7 @@ _LAZY = {
     "ask": "ormagic.api.ask",
     "configure": "ormagic.api.ask",
     "stream": "ormagic.api.ask",
+    "tool": "ormagic.api.tools",
     "Conversation": "ormagic.engine.conversation",
     "Engine": "ormagic.engine.engine",
     "APIError": "ormagic.errors",

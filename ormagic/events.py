@@ -1,10 +1,14 @@
 """Typed stream events: what the client yields and the renderer consumes.
 
-The set is closed. A stream yields any number of ``TextDelta``, ``ReasoningDelta`` and
-``KeepAlive`` events, at most one ``Usage``, and ends with exactly one terminal event:
-``Finished`` (the server ended the stream) or ``StreamFailed`` (an error chunk, a dropped
-connection or a protocol violation after the response began). Errors *before* the stream
-begins are raised by the client instead (see ``_errors``).
+The set is closed. A stream yields any number of ``TextDelta``, ``ReasoningDelta``,
+``ToolCallDelta`` and ``KeepAlive`` events, at most one ``Usage``, and ends with exactly one
+terminal event: ``Finished`` (the server ended the stream) or ``StreamFailed`` (an error
+chunk, a dropped connection or a protocol violation after the response began). Errors
+*before* the stream begins are raised by the client instead (see ``_errors``).
+
+When the model calls tools, the engine strings several streams (rounds) together: after a
+round's terminal event come one ``ToolResult`` per call it asked for, then ``ToolRound``
+and the next round's stream.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ __all__ = [
     "ReasoningDelta",
     "StreamFailed",
     "TextDelta",
+    "ToolCallDelta",
+    "ToolResult",
+    "ToolRound",
     "Usage",
 ]
 
@@ -93,4 +100,68 @@ class KeepAlive:
     comment: str = ""
 
 
-Event = TextDelta | ReasoningDelta | Usage | Finished | StreamFailed | KeepAlive
+# -- tool calling (docs/openrouter-tools.md) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call the model is writing (one item of ``delta.tool_calls``).
+
+    The first fragment of a call usually carries ``id`` and ``name``, later ones a piece of
+    ``arguments`` (a JSON text, split anywhere). Fields are as received: some providers
+    repeat ``id`` and ``name`` in every fragment, omit ``index`` or reuse it; assembling
+    calls from fragments is the client's ``ToolCallAssembler``'s job.
+    """
+
+    index: int | None
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """One tool call and what was sent back to the model for it (a ``role: "tool"`` message).
+
+    ``error`` is True when the call was not run or failed: the result is then one line
+    starting with ``Error:`` that the model can act on. ``arguments`` are the model's,
+    as written (untrusted text).
+    """
+
+    call_id: str
+    name: str
+    arguments: str
+    result: str
+    error: bool = False
+    round: int = 1
+
+    @property
+    def lines(self) -> int:
+        """Lines in the result (what the compact call line reports)."""
+        return self.result.count("\n") + 1 if self.result else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRound:
+    """The results went back: the next request of the exchange (round ``number``) begins.
+
+    ``final`` is True for the last request after the round limit (``tool_choice: "none"``);
+    ``note`` says why, for the user.
+    """
+
+    number: int
+    final: bool = False
+    note: str | None = None
+
+
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | Usage
+    | Finished
+    | StreamFailed
+    | KeepAlive
+    | ToolResult
+    | ToolRound
+)

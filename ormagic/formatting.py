@@ -1,8 +1,10 @@
-"""Small formatters for numbers a user reads: tokens, dollars, seconds."""
+"""Small formatters for what a user reads: tokens, dollars, seconds, tool calls."""
 
 from __future__ import annotations
 
-__all__ = ["format_cost", "format_count", "format_seconds"]
+import json
+
+__all__ = ["format_cost", "format_count", "format_seconds", "tool_call_text", "tool_line"]
 
 
 def format_count(n: int | None) -> str:
@@ -40,3 +42,37 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_call_text(name: str, arguments: str, value_chars: int = 40) -> str:
+    """A call as it reads in a line: ``describe_variable(name="sales")``.
+
+    Each argument's value is its JSON, cut to ``value_chars``; arguments that are not a
+    JSON object are shown as written, cut.
+    """
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        inner = ", ".join(
+            f"{key}={_cut(json.dumps(value, ensure_ascii=False), value_chars)}"
+            for key, value in parsed.items()
+        )
+    else:
+        inner = _cut(" ".join(arguments.split()), 2 * value_chars)
+    return f"{' '.join(name.split()) or '?'}({inner})"
+
+
+def tool_line(name: str, arguments: str, result: str, error: bool) -> str:
+    """``⚙ describe_variable(name="sales") → 14 lines``, or ``→ Error: …`` (one line)."""
+    if error:
+        outcome = _cut(" ".join(result.split()), 120)
+    else:
+        lines = result.count("\n") + 1 if result else 0
+        outcome = f"{lines:,} line{'' if lines == 1 else 's'}"
+    return f"⚙ {tool_call_text(name, arguments)} → {outcome}"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .events import Event
+from .events import Event, ToolResult
 
 __all__ = ["FinalSummary", "NullView", "View"]
 
@@ -25,6 +25,7 @@ class FinalSummary:
     status: str | None = None  # e.g. "Interrupted: …" or an error line, shown under the answer
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reasoning_tokens: int | None = None
+    tool_calls: tuple[ToolResult, ...] = ()  # every call of the exchange, answered, in order
 
 
 class View(Protocol):
@@ -63,6 +64,9 @@ class NullView:
         """Nothing to show."""
 
     def handle(self, event: Event) -> None:
+        # every kind of the closed set counts the same: something happened
+        if not isinstance(event, Event):  # pragma: no cover - the event set is closed
+            raise TypeError(f"unknown event {event!r}")
         self._started = True
 
     def finish(self, summary: FinalSummary) -> None:

@@ -272,7 +272,7 @@ def test_footer_shows_cached_tokens(kernel: Kernel, server: FakeOpenRouter) -> N
             "%chat frobnicate",
             re.escape(
                 "UsageError: %chat: unknown command 'frobnicate'; try one of: config, context, "
-                "export, history, key, load, models, reset, resume, usage"
+                "export, history, key, load, models, reset, resume, tools, usage"
             ),
         ),
         (

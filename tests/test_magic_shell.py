@@ -226,6 +226,7 @@ def test_public_surface() -> None:
         "conversation",
         "load_ipython_extension",
         "stream",
+        "tool",
         "unload_ipython_extension",
     ]
     # every public name resolves, lazily

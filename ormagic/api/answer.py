@@ -8,7 +8,7 @@ from typing import Any
 
 from ..engine.engine import TurnResult
 from ..engine.usage import footer_text
-from ..events import Usage
+from ..events import ToolResult, Usage
 
 __all__ = ["Answer"]
 
@@ -38,6 +38,8 @@ class Answer:
     conversation: str = "default"
     elapsed: float = 0.0
     reasoning_details: tuple[Mapping[str, Any], ...] = ()
+    tool_calls: tuple[ToolResult, ...] = ()
+    """The tools the model called, each with what was sent back for it, in order."""
 
     @classmethod
     def from_result(cls, result: TurnResult) -> Answer:
@@ -60,12 +62,13 @@ class Answer:
             conversation=result.prepared.conversation,
             elapsed=outcome.elapsed,
             reasoning_details=tuple(details) if isinstance(details, list) else (),
+            tool_calls=tuple(outcome.calls),
         )
 
     @property
     def footer(self) -> str:
         """The line ``%%chat`` shows under an answer: model, provider, tokens, cost, time."""
-        return footer_text(
+        footer = footer_text(
             model=self.model,
             requested_model=self.requested_model,
             provider=self.provider,
@@ -74,6 +77,10 @@ class Answer:
             seconds=self.elapsed,
             interrupted=self.interrupted,
         )
+        count = len(self.tool_calls)
+        if count:
+            footer += f" · {count} tool call{'' if count == 1 else 's'}"
+        return footer
 
     def __str__(self) -> str:
         return self.text

@@ -35,6 +35,10 @@ class _CallbackView:
         print(text)  # e.g. "Resumed 'default' from analysis.ipynb: 3 turns (saved 2 min ago)."
 
     def handle(self, event: Event) -> None:
+        # every kind of the closed set (text, reasoning, tool calls and results, rounds,
+        # usage, the end) goes to the caller as it is
+        if not isinstance(event, Event):  # pragma: no cover - the event set is closed
+            raise TypeError(f"unknown event {event!r}")
         self._started = True
         if self._on_event is not None:
             self._on_event(event)
@@ -59,6 +63,7 @@ def _options(
     max_tokens: int | None,
     context: str | None,
     engine: Engine,
+    tools: bool | None = None,
 ) -> AskOptions:
     return AskOptions(
         conversation=conversation,
@@ -69,6 +74,7 @@ def _options(
         max_tokens=max_tokens,
         context=context if engine.notebook is not None else "none",
         interpolate=False,  # Python has f-strings; braces in a string stay as written
+        tools=tools,
     )
 
 
@@ -83,6 +89,7 @@ def ask(
     max_tokens: int | None = None,
     context: str | None = None,
     on_event: EventCallback | None = None,
+    tools: bool | None = None,
 ) -> Answer:
     """Ask a question and wait for the answer; the conversation continues next time.
 
@@ -92,7 +99,10 @@ def ask(
     ``OPENROUTER_BASE_URL``, ``ORMAGIC_MODEL``). ``context`` (``auto``, ``none``,
     ``all`` or a number of cells) sends notebook context when the extension is loaded in
     this kernel; a script has no notebook. ``on_event`` is called with each stream event
-    (``ormagic.events``) as it arrives.
+    (``ormagic.events``) as it arrives. ``tools=False`` asks without tools (default: the
+    lasting ``tools`` setting, on): the model may call the built-in read-only tools when
+    the extension is loaded in this kernel, and the functions registered with
+    :func:`ormagic.tool`.
 
     Raises an :class:`~ormagic.errors.OrmagicError` when the question cannot be sent or
     is refused before the answer begins (no key, a bad value, 401, 402, ...). An error or
@@ -101,7 +111,7 @@ def ask(
     """
     engine = default_engine()
     options = _options(
-        conversation, model, reasoning, system, temperature, max_tokens, context, engine
+        conversation, model, reasoning, system, temperature, max_tokens, context, engine, tools
     )
     result = engine.answer(prompt, options, notebook=engine.notebook, view=_CallbackView(on_event))
     return Answer.from_result(result)
@@ -117,15 +127,18 @@ def stream(
     temperature: float | None = None,
     max_tokens: int | None = None,
     context: str | None = None,
+    tools: bool | None = None,
 ) -> Generator[Event, None, None]:
     """Ask a question and iterate over its events as they arrive (``ormagic.events``).
 
     The question is checked at once (errors raise here, before iterating); the turn is
-    recorded in the conversation when the events end, or when you stop iterating.
+    recorded in the conversation when the events end, or when you stop iterating. With
+    tools, the events of every round follow each other, with a ``ToolResult`` per call
+    and a ``ToolRound`` before each new round.
     """
     engine = default_engine()
     options = _options(
-        conversation, model, reasoning, system, temperature, max_tokens, context, engine
+        conversation, model, reasoning, system, temperature, max_tokens, context, engine, tools
     )
     exchange = engine.exchange(engine.prepare(prompt, options, engine.notebook, notify=print))
     return _events(engine, exchange)

@@ -72,6 +72,9 @@ class ChatRequest:
     models: Sequence[str] = ()
     session_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # tool calling (docs/openrouter-tools.md §1.1): sent on every request of an exchange
+    tools: Sequence[Mapping[str, Any]] = ()
+    tool_choice: str | Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body: always streaming and capped; unset optional fields are omitted.
@@ -95,6 +98,10 @@ class ChatRequest:
             body["models"] = list(self.models)
         if self.session_id:
             body["session_id"] = self.session_id
+        if self.tools:
+            body["tools"] = [dict(tool) for tool in self.tools]
+        if self.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice
         body.update(self.extra)
         return body
 

@@ -6,6 +6,12 @@ accumulated the way OpenRouter's AI SDK provider does (OR-AISDK ``src/chat/index
 consecutive ``reasoning.text`` items with the same ``index`` merge into one item; every
 other item is kept unchanged, in order.
 
+Tool calls are assembled from their fragments by a :class:`ToolCallAssembler`. A message
+that calls tools goes back with ``content`` null when the model wrote no text, and always
+with ``reasoning`` and ``reasoning_details`` (``""`` and ``[]`` when none arrived):
+DeepSeek V4, the default model, rejects the next request when an assistant message of a
+tool-calling turn lacks them (docs/openrouter-tools.md §1.5).
+
 Pieces are collected in lists and joined when read, so adding a delta costs O(1) however
 long the answer grows.
 """
@@ -15,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..events import Event, ReasoningDelta, TextDelta
+from ..events import Event, ReasoningDelta, TextDelta, ToolCallDelta
+from .toolcalls import AssembledCall, ToolCallAssembler
 
 __all__ = ["MessageBuilder"]
 
@@ -62,16 +69,19 @@ class _TextRun:
 
 
 class MessageBuilder:
-    """Accumulates ``TextDelta`` and ``ReasoningDelta`` events into an assistant message."""
+    """Accumulates text, reasoning and tool-call deltas into an assistant message."""
 
     def __init__(self) -> None:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._details: list[_TextRun | dict[str, Any]] = []
+        self._tool_calls = ToolCallAssembler()
 
     def add(self, event: Event) -> None:
-        """Take one event; anything but a text or reasoning delta is ignored."""
-        if isinstance(event, TextDelta):
+        """Take one event; anything but a text, reasoning or tool-call delta is ignored."""
+        if isinstance(event, ToolCallDelta):
+            self._tool_calls.add(event)
+        elif isinstance(event, TextDelta):
             if event.text:
                 self._content.append(event.text)
         elif isinstance(event, ReasoningDelta):
@@ -105,11 +115,26 @@ class MessageBuilder:
         """The accumulated ``reasoning_details`` items (fresh dicts)."""
         return [d.to_dict() if isinstance(d, _TextRun) else dict(d) for d in self._details]
 
-    def message(self) -> dict[str, Any]:
-        """``{"role": "assistant", "content": ...}`` plus reasoning when any arrived."""
+    @property
+    def tool_calls(self) -> list[AssembledCall]:
+        """The tool calls the model asked for (see :class:`ToolCallAssembler`)."""
+        return self._tool_calls.calls()
+
+    def message(self, *, keep_reasoning: bool = False) -> dict[str, Any]:
+        """``{"role": "assistant", "content": ...}`` plus reasoning when any arrived.
+
+        With tool calls (or ``keep_reasoning``, for the other messages of a tool-calling
+        turn) ``reasoning`` and ``reasoning_details`` are always there.
+        """
+        calls = self.tool_calls
+        keep = keep_reasoning or bool(calls)
         message: dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self._reasoning:
+        if calls:
+            message["content"] = self.content or None
+        if self._reasoning or keep:
             message["reasoning"] = self.reasoning
-        if self._details:
+        if self._details or keep:
             message["reasoning_details"] = self.reasoning_details
+        if calls:
+            message["tool_calls"] = [call.to_message() for call in calls]
         return message

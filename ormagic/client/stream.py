@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OrmagicError, ProtocolError, StreamError
-from ..events import Event, Finished, KeepAlive, ReasoningDelta, StreamFailed, TextDelta, Usage
+from ..events import (
+    Event,
+    Finished,
+    KeepAlive,
+    ReasoningDelta,
+    StreamFailed,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .sse import SSEComment, SSEEvent
 
 __all__ = ["iter_completion_events", "iter_events"]
@@ -106,7 +115,7 @@ def _choices(chunk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _chunk_events(chunk: Mapping[str, Any]) -> Iterator[Event]:
-    """Reasoning then text of the first choice (ormagic asks for one choice)."""
+    """Reasoning, text, then tool-call fragments of the first choice (ormagic asks for one)."""
     choices = _choices(chunk)
     delta = choices[0].get("delta") if choices else None
     if not isinstance(delta, dict):
@@ -117,6 +126,31 @@ def _chunk_events(chunk: Mapping[str, Any]) -> Iterator[Event]:
     content = delta.get("content")
     if isinstance(content, str) and content:
         yield TextDelta(content)
+    yield from _tool_call_deltas(delta.get("tool_calls"))
+
+
+def _tool_call_deltas(items: Any) -> Iterator[ToolCallDelta]:
+    """``delta.tool_calls`` items as received (OAS ``ChatStreamToolCall``, tools doc §1.3).
+
+    A non-streaming answer's ``message.tool_calls`` has the same shape without ``index``
+    and with whole calls, so it goes through here too.
+    """
+    if not isinstance(items, list):
+        return
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        index = item.get("index")
+        function = _mapping(item.get("function"))
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict | list):  # a few servers send the object itself
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        yield ToolCallDelta(
+            index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+            id=_text(item.get("id")),
+            name=_text(function.get("name")),
+            arguments=arguments if isinstance(arguments, str) else "",
+        )
 
 
 def _reasoning_delta(delta: Mapping[str, Any]) -> ReasoningDelta | None:

@@ -46,6 +46,7 @@ __all__ = [
     "CellRecord",
     "NotebookSnapshot",
     "notebook_path",
+    "read_cell",
     "running_cell",
     "strip_ansi",
     "take_snapshot",
@@ -434,3 +435,13 @@ def take_snapshot(
         markdown_cells=_markdown_cells(path, cells),
         since=since,
     )
+
+
+def read_cell(shell: Any, number: int, recorder: Recorder | None = None) -> CellRecord | None:
+    """Cell ``In[number]`` as plain bounded text; None when no such cell has run.
+
+    The running cell counts (its source is stored before it runs; it has no output yet).
+    """
+    if not 1 <= number <= running_cell(shell):
+        return None
+    return _cell_record(shell, number, recorder)

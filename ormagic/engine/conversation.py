@@ -17,12 +17,56 @@ from typing import Any
 
 from ..events import Usage
 
-__all__ = ["Conversation", "ConversationStore", "Response", "Turn", "new_session_id"]
+__all__ = [
+    "Conversation",
+    "ConversationStore",
+    "Response",
+    "RoundRecord",
+    "Turn",
+    "new_session_id",
+    "sum_usage",
+]
 
 
 def new_session_id() -> str:
     """A fresh ``session_id``: OpenRouter keeps one conversation on one provider with it."""
     return f"ormagic-{uuid.uuid4().hex}"
+
+
+@dataclass
+class RoundRecord:
+    """One request of an answer that called tools: its generation and what it cost.
+
+    An interrupted round streams no usage; its cost is looked up later by its generation
+    id (``%chat usage``), and the response's totals follow.
+    """
+
+    generation_id: str | None
+    usage: Usage | None = None
+    cost: float | None = None
+    elapsed: float = 0.0
+
+
+def sum_usage(usages: list[Usage | None]) -> Usage | None:
+    """Token counts added up over rounds; None when any round's usage is unknown.
+
+    Every round sends the whole conversation again, so prompt tokens add up too: that is
+    what is billed. The cost is the sum when every round has one.
+    """
+    if not usages or any(u is None for u in usages):
+        return None
+    known = [u for u in usages if u is not None]
+    if len(known) == 1:
+        return known[0]
+    costs = [u.cost for u in known]
+    return Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in known),
+        completion_tokens=sum(u.completion_tokens for u in known),
+        reasoning_tokens=sum(u.reasoning_tokens for u in known),
+        cached_tokens=sum(u.cached_tokens for u in known),
+        cost=sum(c for c in costs if c is not None) if None not in costs else None,
+        raw={"rounds": [dict(u.raw) for u in known]},
+    )
 
 
 @dataclass
@@ -42,6 +86,16 @@ class Response:
     interrupted: bool = False
     error: str | None = None
     finish_reason: str | None = None
+    rounds: list[RoundRecord] = field(default_factory=list)
+    """The requests of an answer that called tools, each with its generation and cost;
+    ``usage`` and ``cost`` are their totals."""
+
+    def settle(self) -> None:
+        """Set ``usage`` and ``cost`` from the rounds (after a round's cost was found)."""
+        if self.rounds:
+            self.usage = sum_usage([r.usage for r in self.rounds])
+            costs = [r.cost for r in self.rounds]
+            self.cost = sum(c for c in costs if c is not None) if None not in costs else None
 
     @property
     def final(self) -> dict[str, Any]:

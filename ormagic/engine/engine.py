@@ -35,7 +35,9 @@ from .models import ModelCatalog, ModelInfo, cost_of
 from .notebook import Notebook, fill_prompt, gather_context
 from .options import AskOptions, Checked, Defaults, check
 from .resume import NotebookConversations, read_notebook, record, saved_ago
-from .turn import Clock, Outcome, iter_answer
+from .rounds import ToolPlan, iter_exchange
+from .tools import ToolBox, ToolRegistry, builtin_tools, user_tools
+from .turn import Clock, Outcome
 from .usage import UsageLedger
 
 __all__ = ["Engine", "Prepared", "TurnResult", "default_engine", "set_default_engine"]
@@ -57,6 +59,8 @@ class Prepared:
     session_id: str  # the conversation's (a new one for a new conversation)
     context: ContextBlock | None = None
     chat_cell: int | None = None  # the running cell: the next question's context starts after it
+    tools: ToolPlan | None = None  # what the model may call (None: no tools are sent)
+    tools_note: str | None = None  # for the footer: why this model got no tools
 
     @property
     def conversation(self) -> str:
@@ -83,6 +87,7 @@ class Exchange:
     def __init__(self, engine: Engine, prepared: Prepared, clock: Clock) -> None:
         self.prepared = prepared
         self.result = TurnResult(prepared, Outcome(prepared.request.model, {}))
+        self.result.outcome.tools_note = prepared.tools_note
         self._engine = engine
         self._events: Generator[Event, None, None] = self._stream(clock)
 
@@ -95,8 +100,12 @@ class Exchange:
 
     def _stream(self, clock: Clock) -> Generator[Event, None, None]:
         outcome = self.result.outcome
+        prepared = self.prepared
         try:
-            yield from iter_answer(self._engine.client(), self.prepared.request, outcome, clock)
+            # one round, or as many as the model's tool calls take (engine/rounds.py)
+            yield from iter_exchange(
+                self._engine.client(), prepared.request, outcome, clock, prepared.tools
+            )
         finally:
             # nothing is recorded when nothing arrived (an error before the answer began)
             self.result.turn = self._engine._commit(self.prepared, outcome)
@@ -111,8 +120,15 @@ class Engine:
         *,
         env: Mapping[str, str] | None = None,
         clock: Clock = time.monotonic,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self.defaults = defaults or Defaults()
+        # the user's tools (@ormagic.tool): the process's registry unless one is given
+        self.tools = tools if tools is not None else user_tools()
+        # (base URL, model) -> whether /models lists "tools" for it; models already told
+        # in a footer that they get no tools
+        self._tool_support: dict[tuple[str, str], bool] = {}
+        self._tools_noted: set[str] = set()
         self.store = ConversationStore()
         self.ledger = UsageLedger()
         # number of the latest %%chat cell, per conversation: the next turn's context
@@ -280,6 +296,7 @@ class Engine:
         existing = None if options.new else self.store.peek(options.conversation)
         system = self._system(options, existing)
         history = existing.history(options.cell_id) if existing is not None else []
+        plan, tools_note = self.tool_plan(checked, notebook)
         request = ChatRequest(
             messages=Conversation.with_system(system, [*history, user_message]),
             model=checked.model,
@@ -289,6 +306,7 @@ class Engine:
             provider=checked.provider,
             models=options.fallbacks,
             session_id=existing.session_id if existing is not None else new_session_id(),
+            tools=plan.box.specs() if plan is not None else (),
         )
         return Prepared(
             checked=checked,
@@ -299,6 +317,8 @@ class Engine:
             session_id=request.session_id or new_session_id(),
             context=block,
             chat_cell=notebook.running_cell() if notebook is not None else None,
+            tools=plan,
+            tools_note=tools_note,
         )
 
     def resume(self, name: str, path: str) -> NotebookConversations:
@@ -337,6 +357,52 @@ class Engine:
             notify(line)
         if found.turns(name):
             notify(resumed_line(name, found))
+
+    # ------------------------------------------------------------------ tools
+
+    def toolbox(self, notebook: Notebook | None) -> ToolBox:
+        """The built-in tools over ``notebook`` (none without one), then the user's."""
+        built_in = builtin_tools(notebook) if notebook is not None else []
+        return ToolBox([*built_in, *self.tools], secrets=self.secrets())
+
+    def tool_plan(
+        self, checked: Checked, notebook: Notebook | None
+    ) -> tuple[ToolPlan | None, str | None]:
+        """What the question may call, or None; and a note when the model cannot use tools.
+
+        The note is given once per model and session (it goes into the footer).
+        """
+        if not checked.tools:
+            return None, None
+        box = self.toolbox(notebook)
+        if not box:
+            return None, None
+        if not self.supports_tools(checked.model):
+            if checked.model in self._tools_noted:
+                return None, None
+            return None, f"no tools: {checked.model} does not support tool calling"
+        return ToolPlan(box, checked.max_tool_rounds), None
+
+    def supports_tools(self, model: str) -> bool:
+        """Whether ``/models`` lists ``tools`` among ``model``'s supported parameters.
+
+        Fetches the catalogue when it is not cached; the answer is remembered for the
+        session. A model the catalogue does not know, or a catalogue that cannot be read
+        (an OpenAI-compatible server without ``/models``), gets tools.
+        """
+        key = (self.client_settings().base_url, model)
+        known = self._tool_support.get(key)
+        if known is not None:
+            return known
+        self.client()  # the catalogue of the current server
+        try:
+            info = self.catalog.get(model)
+        except OrmagicError:
+            return True
+        params = info.raw.get("supported_parameters") if info is not None else None
+        supported = not isinstance(params, list) or "tools" in params
+        self._tool_support[key] = supported
+        return supported
 
     def _system(self, options: AskOptions, existing: Conversation | None) -> str | None:
         if options.system is not None:
@@ -415,7 +481,7 @@ class Engine:
             response=response,
             secrets=self.secrets(),
         )
-        return outcome.summary({"ormagic": saved})
+        return outcome.summary({"ormagic": {**saved, **outcome.tool_metadata()}})
 
     def _commit(self, prepared: Prepared, outcome: Outcome) -> Turn | None:
         """Record the answer: the one place where a question changes the session's state."""
@@ -434,6 +500,8 @@ class Engine:
         )
         conversation.record(turn)
         self.ledger.add_turn(name, turn)
+        if prepared.tools_note:  # said once in a footer; later questions just go without
+            self._tools_noted.add(prepared.checked.model)
         if prepared.chat_cell is not None:
             self.last_chat_cell[name] = prepared.chat_cell
         return turn
@@ -444,7 +512,12 @@ class Engine:
         The listed prices may need ``GET /models``; a failure there leaves it unknown.
         """
         outcome = result.outcome
-        if outcome.usage is None or result.turn is None:
+        if result.turn is None:
+            return
+        if len(outcome.rounds) > 1:
+            self._price_rounds(result)
+            return
+        if outcome.usage is None:
             return
         cost = outcome.usage.cost
         if cost is None:
@@ -453,6 +526,22 @@ class Engine:
             except OrmagicError:
                 return
         outcome.cost = result.turn.response.cost = cost
+        if outcome.rounds:
+            outcome.rounds[0].cost = cost
+
+    def _price_rounds(self, result: TurnResult) -> None:
+        """Each round's cost, then their total (unknown while a round's is unknown)."""
+        outcome = result.outcome
+        for round_ in outcome.rounds:
+            if round_.cost is None and round_.usage is not None:
+                try:
+                    round_.cost = cost_of(round_.usage, self.catalog.get(outcome.answered_by))
+                except OrmagicError:
+                    continue
+        response = result.turn.response if result.turn is not None else None
+        if response is not None:
+            response.settle()
+            outcome.cost = response.cost
 
     def resolve_costs(self) -> int:
         """Look up the cost of answers that streamed no usage (``GET /generation``).

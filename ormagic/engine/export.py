@@ -2,8 +2,8 @@
 
 Pure engine: no IPython. The JSON keeps ``conversation.messages`` exactly as they are
 sent to OpenRouter (``reasoning_details`` included, which providers such as DeepSeek need
-back unchanged, docs §8), so a loaded conversation continues where it stopped. Nothing
-here ever sees the API key.
+back unchanged, docs §8; the assistant and tool messages of every tool round too), so a
+loaded conversation continues where it stopped. Nothing here ever sees the API key.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..events import Usage
-from .conversation import Conversation, Turn
+from ..formatting import tool_line
+from .conversation import Conversation, Response, Turn
 from .resume import record
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ __all__ = [
     "export_json",
     "export_notebook",
     "load_json",
+    "tool_calls_of",
 ]
 
 FORMAT = "ormagic.conversation"
@@ -93,9 +95,46 @@ def _reasoning_text(message: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """``(name, arguments, result)`` of every tool call in ``messages``, in order.
+
+    A call whose result is missing (a hand-written file) has the result ``""``.
+    """
+    results = {m.get("tool_call_id"): m.get("content") for m in messages if m.get("role") == "tool"}
+    calls = []
+    for message in messages:
+        for call in message.get("tool_calls") or () if message.get("role") == "assistant" else ():
+            function = call.get("function") if isinstance(call, Mapping) else None
+            if not isinstance(function, Mapping):
+                continue
+            result = results.get(call.get("id"))
+            calls.append(
+                (
+                    str(function.get("name", "")),
+                    str(function.get("arguments", "")),
+                    result if isinstance(result, str) else "",
+                )
+            )
+    return calls
+
+
+def _calls_markdown(turn: Turn) -> str | None:
+    """The turn's tool calls as a collapsed block: each call, then its result (escaped)."""
+    calls = tool_calls_of(turn.response.messages)
+    if not calls:
+        return None
+    items = "".join(
+        f"<pre>{html.escape(tool_line(name, arguments, result, result.startswith('Error:')))}"
+        f"\n\n{html.escape(result)}</pre>"
+        for name, arguments, result in calls
+    )
+    count = f"{len(calls)} tool call{'' if len(calls) == 1 else 's'}"
+    return f"<details><summary>{count}</summary>\n\n{items}\n\n</details>"
+
+
 def _answer_markdown(turn: Turn, neutralise: Callable[[str], str]) -> str:
     blocks = []
-    reasoning = _reasoning_text(turn.assistant_message)
+    reasoning = "\n\n".join(text for text in map(_reasoning_text, turn.response.messages) if text)
     if reasoning:
         # Escaped text inside <details><pre> renders collapsed and cannot run script
         # (docs/jupyter-notes.md, "Security: outputs are trusted").
@@ -103,6 +142,9 @@ def _answer_markdown(turn: Turn, neutralise: Callable[[str], str]) -> str:
             "<details><summary>Reasoning</summary>\n\n"
             f"<pre>{html.escape(reasoning)}</pre>\n\n</details>"
         )
+    calls = _calls_markdown(turn)
+    if calls:
+        blocks.append(calls)
     if turn.answer:
         blocks.append(neutralise(turn.answer))
     if turn.interrupted:
@@ -280,23 +322,47 @@ def _split_system(where: str, messages: Sequence[Any]) -> tuple[str | None, list
     return None, rest
 
 
-def _pairs(
+def _alternation(where: str, n: int, role: str, expected: str) -> ConfigError:
+    return ConfigError(
+        f"{where}: messages must alternate user and assistant; "
+        f"message {n} is {role!r}, expected {expected!r}"
+    )
+
+
+def _exchanges(
     where: str, messages: list[dict[str, Any]], offset: int
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """User/assistant pairs; anything else is refused rather than silently reordered."""
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each user message and the answer that follows it: an assistant message, or the
+    assistant and tool messages of a tool-calling answer. Anything else is refused rather
+    than silently reordered."""
+    exchanges: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    called: set[Any] = set()  # ids the latest assistant message called
     for i, message in enumerate(messages):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            raise ConfigError(
-                f"{where}: messages must alternate user and assistant; "
-                f"message {i + 1 + offset} is {message['role']!r}, expected {expected!r}"
-            )
-    if len(messages) % 2:
+        n, role = i + 1 + offset, message["role"]
+        answer = exchanges[-1][1] if exchanges else None
+        if role == "user" and (answer is None or answer):
+            exchanges.append((message, []))
+        elif answer is None:
+            raise _alternation(where, n, role, "user")
+        elif role == "assistant" or (role == "tool" and answer):
+            if role == "tool" and message.get("tool_call_id") not in called:
+                raise ConfigError(
+                    f"{where}: message {n} is a tool result for "
+                    f"{message.get('tool_call_id')!r}, which the assistant did not call"
+                )
+            if role == "assistant":
+                called = {
+                    c.get("id") for c in message.get("tool_calls") or () if isinstance(c, dict)
+                }
+            answer.append(message)
+        else:
+            raise _alternation(where, n, role, "assistant")
+    if exchanges and not exchanges[-1][1]:
         raise ConfigError(
             f"{where}: messages must alternate user and assistant; "
             f"the last user message (message {len(messages) + offset}) has no answer"
         )
-    return list(zip(messages[::2], messages[1::2], strict=True))
+    return exchanges
 
 
 def _prompt_of(user_message: Mapping[str, Any]) -> str:
@@ -333,14 +399,11 @@ def _usage_from(data: Any) -> Usage | None:
     )
 
 
-def _turn_from(user: dict[str, Any], assistant: dict[str, Any], meta: Mapping[str, Any]) -> Turn:
-    """A turn from its two messages; the metadata, written by us, fills in the rest."""
+def _turn_from(user: dict[str, Any], answer: list[dict[str, Any]], meta: Mapping[str, Any]) -> Turn:
+    """A turn from its messages; the metadata, written by us, fills in the rest."""
     prompt = _opt(meta.get("prompt"), str)
-    return Turn.single(
-        prompt if prompt is not None else _prompt_of(user),
-        user,
-        assistant,
-        cell_id=_opt(meta.get("cell_id"), str),
+    response = Response(
+        answer,
         model=_opt(meta.get("model"), str),
         provider=_opt(meta.get("provider"), str),
         generation_id=_opt(meta.get("generation_id"), str),
@@ -349,6 +412,12 @@ def _turn_from(user: dict[str, Any], assistant: dict[str, Any], meta: Mapping[st
         elapsed=_opt(meta.get("elapsed"), (int, float)) or 0.0,
         interrupted=meta.get("interrupted") is True,
         error=_opt(meta.get("error"), str),
+    )
+    return Turn(
+        prompt if prompt is not None else _prompt_of(user),
+        user,
+        [response],
+        cell_id=_opt(meta.get("cell_id"), str),
     )
 
 
@@ -367,13 +436,14 @@ def load_json(path: str | os.PathLike[str], *, name: str | None = None) -> Conve
     """A conversation from :func:`export_json`'s file, or a hand-written list of messages.
 
     A leading system message becomes the system prompt; the rest must alternate user and
-    assistant. ``name`` overrides the name stored in the file. Every problem is a
+    assistant, where an answer that called tools is its assistant and tool messages, in
+    order. ``name`` overrides the name stored in the file. Every problem is a
     :class:`ConfigError` naming the file.
     """
     where = os.fspath(path)
     document = _check_format(where, _read_document(where, path))
     system, rest = _split_system(where, document["messages"])
-    pairs = _pairs(where, rest, offset=0 if system is None else 1)
+    pairs = _exchanges(where, rest, offset=0 if system is None else 1)
     metadata = _turn_metadata(where, document, len(pairs))
     if system is None:
         system = _opt(document.get("system"), str)
@@ -383,7 +453,6 @@ def load_json(path: str | os.PathLike[str], *, name: str | None = None) -> Conve
     if session_id:
         conversation.session_id = session_id
     conversation.turns = [
-        _turn_from(user, assistant, meta)
-        for (user, assistant), meta in zip(pairs, metadata, strict=True)
+        _turn_from(user, answer, meta) for (user, answer), meta in zip(pairs, metadata, strict=True)
     ]
     return conversation

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ..context.block import ContextBlock, ContextMode, build_context
 from ..context.interpolate import interpolate
 from ..context.redact import redact
-from ..context.snapshot import NotebookSnapshot
+from ..context.snapshot import CellRecord, NotebookSnapshot
 from ..context.summaries import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, shorten
 from ..errors import ConfigError
 
@@ -42,6 +42,9 @@ class Notebook(Protocol):
 
     def running_cell(self) -> int:
         """The number of the cell that is running now."""
+
+    def cell(self, number: int) -> CellRecord | None:
+        """Cell ``In[number]`` (code, outputs, error), or None when it has not run."""
 
 
 def _value_text(name: str, value: Any, secrets: Sequence[str]) -> str:

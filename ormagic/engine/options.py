@@ -55,6 +55,9 @@ class Defaults:
     read_timeout: float = 300.0
     max_retries: int = 2
     resume: bool = True
+    # tool calling: on by default; rounds of calls per question before a last answer
+    tools: bool = True
+    max_tool_rounds: int = 8
 
     def __repr__(self) -> str:
         # the key is a Secret, which never shows itself; the rest is harmless
@@ -119,6 +122,7 @@ class AskOptions:
     provider_sort: str | None = None
     allow_fallbacks: bool = True
     cell_id: str | None = None
+    tools: bool | None = None  # None: Defaults.tools; False: --no-tools
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class Checked:
     temperature: float | None
     context: ContextMode
     provider: Mapping[str, Any] | None
+    tools: bool = True
+    max_tool_rounds: int = 8
 
     @property
     def conversation(self) -> str:
@@ -163,6 +169,9 @@ def check(options: AskOptions, defaults: Defaults) -> Checked:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     model = (options.model or "").strip() or defaults.model_or_env()
+    rounds = defaults.max_tool_rounds
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ConfigError("max_tool_rounds must be 0 or more (0: no tool calls).")
     return Checked(
         options=options,
         model=model,
@@ -171,6 +180,8 @@ def check(options: AskOptions, defaults: Defaults) -> Checked:
         temperature=temperature,
         context=context,
         provider=_provider(options),
+        tools=(defaults.tools if options.tools is None else options.tools) and rounds > 0,
+        max_tool_rounds=rounds,
     )
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..client.http import ChatRequest, OpenRouterClient
 from ..client.message import MessageBuilder
 from ..errors import OrmagicError
-from ..events import Event, Finished, StreamFailed, Usage
+from ..events import Event, Finished, StreamFailed, ToolResult, Usage
 from ..view import FinalSummary
-from .conversation import Response
+from .conversation import Response, RoundRecord
 from .usage import footer_text
 
 __all__ = ["Outcome", "iter_answer"]
@@ -41,6 +41,12 @@ class Outcome:
     provider: str | None = None
     generation_id: str | None = None
     cost: float | None = None  # usage.cost, or priced later from the model's listed prices
+    # -- tool calling (engine/rounds.py): every round's messages, in order, as sent back
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[RoundRecord] = field(default_factory=list)
+    calls: list[ToolResult] = field(default_factory=list)
+    tool_status: str | None = None  # why the exchange ended early, for the user
+    tools_note: str | None = None  # said once in the footer: the model cannot use tools
 
     @property
     def answered_by(self) -> str:
@@ -58,11 +64,12 @@ class Outcome:
 
     @property
     def produced(self) -> bool:
-        """True when any answer or reasoning arrived (the turn is worth recording)."""
-        return bool(
+        """True when any answer, reasoning or tool call arrived (the turn is worth recording)."""
+        return len(self.messages) > 1 or bool(
             self.message.get("content")
             or self.message.get("reasoning")
             or self.message.get("reasoning_details")
+            or self.message.get("tool_calls")
         )
 
     def status_line(self) -> str | None:
@@ -71,6 +78,8 @@ class Outcome:
             return "⏹ Interrupted: the partial answer is kept in the conversation."
         if self.failure is not None:
             return f"⚠ {self.failure}"
+        if self.tool_status is not None:
+            return self.tool_status
         if self.finish_reason == "length":
             return "⚠ The answer hit the --max-tokens cap and is cut short; raise it for more."
         if self.finish_reason == "content_filter":
@@ -80,7 +89,7 @@ class Outcome:
     def to_response(self) -> Response:
         """The conversation's record of this answer."""
         return Response(
-            [self.message],
+            list(self.messages) or [self.message],
             model=self.answered_by,
             requested_model=self.requested_model,
             provider=self.provider,
@@ -91,6 +100,7 @@ class Outcome:
             interrupted=self.interrupted,
             error=str(self.failure) if self.failure else None,
             finish_reason=self.finish_reason,
+            rounds=self.rounds,  # shared: a cost found later for a round shows in both
         )
 
     def summary(self, metadata: Mapping[str, Any]) -> FinalSummary:
@@ -103,23 +113,62 @@ class Outcome:
             cost=self.cost,
             seconds=self.elapsed,
         )  # an interruption is said once, in the status line above the footer
+        footer = " · ".join([footer, *self._tool_parts()])
         return FinalSummary(
             footer=footer,
             status=self.status_line(),
             metadata=metadata,
             reasoning_tokens=self.usage.reasoning_tokens if self.usage else None,
+            tool_calls=tuple(self.calls),
         )
+
+    def _tool_parts(self) -> list[str]:
+        """Footer parts: how many tool calls, or why the model had no tools."""
+        parts = []
+        if self.calls:
+            count = len(self.calls)
+            parts.append(f"{count} tool call{'' if count == 1 else 's'}")
+        if self.tools_note:
+            parts.append(self.tools_note)
+        return parts
+
+    def tool_metadata(self) -> dict[str, Any]:
+        """The calls, for output metadata (results are in the conversation's messages)."""
+        if not self.calls:
+            return {}
+        return {
+            "rounds": len(self.rounds),
+            "generation_ids": [r.generation_id for r in self.rounds],
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "round": call.round,
+                    "error": call.error,
+                    "result_lines": call.lines,
+                }
+                for call in self.calls
+            ],
+        }
 
 
 def iter_answer(
-    client: OpenRouterClient, request: ChatRequest, outcome: Outcome, clock: Clock = time.monotonic
+    client: OpenRouterClient,
+    request: ChatRequest,
+    outcome: Outcome,
+    clock: Clock = time.monotonic,
+    *,
+    keep_reasoning: bool = False,
 ) -> Iterator[Event]:
     """Stream ``request``, yielding its events and filling ``outcome`` as they arrive.
 
     Errors raised before the stream begins (no key, HTTP errors, unreachable server)
     propagate: nothing was shown and nothing is to be recorded. An interrupt, in the
     socket read or while the caller handles an event (the generator is then closed),
-    marks the outcome interrupted and keeps what arrived.
+    marks the outcome interrupted and keeps what arrived. ``keep_reasoning`` gives the
+    message ``reasoning`` and ``reasoning_details`` even when none arrived (a later round
+    of a tool-calling turn, see ``MessageBuilder.message``).
     """
     builder = MessageBuilder()
     start = clock()
@@ -136,7 +185,7 @@ def iter_answer(
             raise
     finally:
         outcome.elapsed = clock() - start
-        outcome.message = builder.message()
+        outcome.message = builder.message(keep_reasoning=keep_reasoning)
 
 
 def _note(outcome: Outcome, event: Event) -> None:

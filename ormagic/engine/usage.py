@@ -101,18 +101,32 @@ class UsageLedger:
         self._entries.extend(_Entry(conversation, response) for response in turn.responses)
 
     def unresolved(self) -> list[str]:
-        """Generation ids of answers whose cost is unknown (interrupted or dropped streams)."""
-        return [
-            e.response.generation_id
-            for e in self._entries
-            if e.response.cost is None and e.response.generation_id
-        ]
+        """Generation ids of answers whose cost is unknown (interrupted or dropped streams).
+
+        For an answer that called tools, those of its rounds whose cost is unknown.
+        """
+        found = []
+        for entry in self._entries:
+            response = entry.response
+            if response.rounds:
+                found += [
+                    r.generation_id for r in response.rounds if r.cost is None and r.generation_id
+                ]
+            elif response.cost is None and response.generation_id:
+                found.append(response.generation_id)
+        return found
 
     def resolve(self, generation_id: str, usage: Usage, cost: float) -> None:
-        """Fill in an answer's usage and cost, looked up after the fact."""
+        """Fill in an answer's (or one round's) usage and cost, looked up after the fact."""
         for entry in self._entries:
-            if entry.response.generation_id == generation_id:
-                entry.response.usage, entry.response.cost = usage, cost
+            response = entry.response
+            rounds = [r for r in response.rounds if r.generation_id == generation_id]
+            for round_ in rounds:
+                round_.usage, round_.cost = usage, cost
+            if rounds:
+                response.settle()
+            elif not response.rounds and response.generation_id == generation_id:
+                response.usage, response.cost = usage, cost
 
     @property
     def total(self) -> UsageTotals:

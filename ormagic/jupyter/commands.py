@@ -18,14 +18,15 @@ from typing import Any, Protocol
 
 from traitlets import TraitError
 
+from ..engine.conversation import Turn
 from ..engine.engine import Engine, resumed_line
-from ..engine.export import export_json, export_notebook, load_json
+from ..engine.export import export_json, export_notebook, load_json, tool_calls_of
 from ..engine.models import models_table_html, models_table_text, select_models
 from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
 from ..engine.resume import read_notebook
 from ..errors import ConfigError, OrmagicError
-from ..formatting import format_cost, format_count
+from ..formatting import format_cost, format_count, tool_line
 from ..render.markdown import escape_text, neutralise_markdown
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
@@ -49,6 +50,8 @@ CONFIG_KEYS = (
     "read_timeout",
     "max_retries",
     "resume",
+    "tools",
+    "max_tool_rounds",
 )
 
 
@@ -137,13 +140,27 @@ def history(host: CommandHost, words: Sequence[str]) -> Reply:
     text_parts, html_parts = [], []
     for i, turn in enumerate(conversation.turns, 1):
         flag = " (interrupted)" if turn.interrupted else (" (error)" if turn.error else "")
-        text_parts.append(f"[{i}] You: {turn.prompt}\n[{i}] {turn.model}{flag}: {turn.answer}")
+        calls = [f"[{i}] {line}" for line in _call_lines(turn)]
+        text_parts.append(
+            "\n".join(
+                [f"[{i}] You: {turn.prompt}", *calls, f"[{i}] {turn.model}{flag}: {turn.answer}"]
+            )
+        )
         html_parts.append(
             f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>"
-            f"<p><b>[{i}] {escape_text(turn.model or '')}{escape_text(flag)}:</b></p>"
+            + (f"<pre>{escape_text(chr(10).join(calls))}</pre>" if calls else "")
+            + f"<p><b>[{i}] {escape_text(turn.model or '')}{escape_text(flag)}:</b></p>"
             f"<pre>{escape_text(turn.answer)}</pre>"
         )
     return Reply("\n\n".join(text_parts), "".join(html_parts))
+
+
+def _call_lines(turn: Turn) -> list[str]:
+    """One line per tool call of the turn's chosen response."""
+    return [
+        tool_line(name, arguments, result, result.startswith("Error:"))
+        for name, arguments, result in tool_calls_of(turn.response.messages)
+    ]
 
 
 def reset(host: CommandHost, words: Sequence[str]) -> Reply:
@@ -328,6 +345,40 @@ def resume(host: CommandHost, words: Sequence[str]) -> Reply:
     return Reply("\n".join([*found.notes, last]))
 
 
+def tools(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat tools``: every tool the model may call, with its description and parameters."""
+    _parser("tools", "List the tools the model may call.").parse_args(words)
+    engine = host.engine
+    box = engine.toolbox(host.notebook())
+    defaults = engine.defaults
+    if defaults.tools and defaults.max_tool_rounds > 0:
+        state = (
+            f"Tools are on: at most {defaults.max_tool_rounds} rounds of calls per question "
+            "(%config ChatMagics.tools, ChatMagics.max_tool_rounds; --no-tools for one cell)."
+        )
+    else:
+        state = "Tools are off (%config ChatMagics.tools = True to turn them on)."
+    sections = [state]
+    for title, builtin in (("Built-in, read-only:", True), ("Yours (@ormagic.tool):", False)):
+        listed = [t for t in box.tools if t.builtin is builtin]
+        if listed:
+            sections.append("\n".join([title, *(_tool_text(t) for t in listed)]))
+    if not any(not t.builtin for t in box.tools):
+        sections.append("Yours: none yet (decorate a function with @ormagic.tool).")
+    text = "\n\n".join(sections)
+    return Reply(text, f"<pre>{escape_text(text)}</pre>")
+
+
+def _tool_text(tool: Any) -> str:
+    lines = [f"  {tool.signature()}"]
+    if tool.description:
+        lines += [f"      {line}" for line in tool.description.splitlines() if line]
+    for name, schema in (tool.parameters.get("properties") or {}).items():
+        if schema.get("description"):
+            lines.append(f"      {name}: {schema['description']}")
+    return "\n".join(lines)
+
+
 def _writer(path: str) -> Callable[..., None]:
     if path.endswith(".ipynb"):
         return functools.partial(export_notebook, neutralise=neutralise_markdown)
@@ -389,5 +440,6 @@ COMMANDS: dict[str, Callable[[CommandHost, Sequence[str]], Reply]] = {
     "models": models,
     "reset": reset,
     "resume": resume,
+    "tools": tools,
     "usage": usage,
 }

@@ -60,6 +60,9 @@ SETTINGS = (
     "read_timeout",
     "max_retries",
     "resume",
+    # tool calling
+    "tools",
+    "max_tool_rounds",
 )
 _CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
@@ -130,6 +133,17 @@ class ChatMagics(Magics):
         True,
         help="The first %%chat of an empty conversation picks it up from the %%chat outputs "
         "saved in this notebook's file (after a kernel restart).",
+    ).tag(config=True)
+    # -- tool calling (engine/rounds.py) ---------------------------------------------------
+    tools = Bool(
+        True,
+        help="Let the model call tools: the read-only notebook tools (list_variables, "
+        "describe_variable, ...) and your @ormagic.tool functions. --no-tools for one cell.",
+    ).tag(config=True)
+    max_tool_rounds = Int(
+        8,
+        help="Rounds of tool calls per question; then the model is asked to answer with what "
+        "it has (0: no tool calls).",
     ).tag(config=True)
     record_output = Bool(
         True,
@@ -232,6 +246,9 @@ class ChatMagics(Magics):
     )
     @argument("--provider-sort", choices=PROVIDER_SORTS, help="provider.sort")
     @argument("--no-fallbacks", action="store_true", help="provider.allow_fallbacks = false")
+    @argument(
+        "--no-tools", action="store_true", help="Do not let the model call tools for this cell."
+    )
     @cell_magic("chat")  # type: ignore[arg-type]  # IPython types the decorator loosely
     def chat(self, line: str, cell: str) -> None:
         """Ask a model; the cell body is the prompt. The next %%chat continues the conversation.
@@ -239,8 +256,10 @@ class ChatMagics(Magics):
         Notebook context (recent cells, outputs, errors, variables the prompt names) is
         sent with the prompt; ``%chat context`` shows exactly what. ``{name}`` in the
         prompt is replaced by the kernel variable's value (``{{``/``}}`` for braces).
+        The model may call read-only tools to look at your variables and cells, and your
+        @ormagic.tool functions (%chat tools lists them; --no-tools turns them off).
         Line commands: %chat [history|reset|resume|context|models|usage|key|config|export|
-        load].
+        load|tools].
         """
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
@@ -252,6 +271,10 @@ class ChatMagics(Magics):
             )
         except OrmagicError as error:
             raise UsageError(str(error)) from None
+        except KeyboardInterrupt:
+            # stopped while the question was being prepared (reading the notebook, or
+            # /models to learn whether the model takes tools): nothing was sent
+            raise UsageError("Interrupted before the question was sent; nothing changed.") from None
         self._present(result, args)
 
     def options(self, args: Any) -> AskOptions:
@@ -272,6 +295,7 @@ class ChatMagics(Magics):
             provider_sort=args.provider_sort,
             allow_fallbacks=not args.no_fallbacks,
             cell_id=cell_id(self.shell),
+            tools=False if args.no_tools else None,
         )
 
     def _view(self, args: Any) -> View:
@@ -308,7 +332,7 @@ class ChatMagics(Magics):
 
     @line_magic("chat")  # type: ignore[arg-type]
     def chat_command(self, line: str) -> None:
-        """%chat [history|reset|resume|context|models|usage|key|config|export|load] …
+        """%chat [history|reset|resume|context|models|usage|key|config|export|load|tools] …
 
         Or %chat --fix.
 

@@ -14,7 +14,14 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..context.capture import Recorder
-from ..context.snapshot import NotebookSnapshot, notebook_path, running_cell, take_snapshot
+from ..context.snapshot import (
+    CellRecord,
+    NotebookSnapshot,
+    notebook_path,
+    read_cell,
+    running_cell,
+    take_snapshot,
+)
 
 __all__ = ["ShellNotebook", "cell_id", "format_error", "shell_writers"]
 
@@ -40,6 +47,9 @@ class ShellNotebook:
 
     def running_cell(self) -> int:
         return running_cell(self._shell)
+
+    def cell(self, number: int) -> CellRecord | None:
+        return read_cell(self._shell, number, self._recorder)
 
 
 def cell_id(shell: Any) -> str | None:

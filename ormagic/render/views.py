@@ -13,6 +13,10 @@ is redrawn, at a pace that keeps display traffic within a few times the answer's
 IOPub beyond 1,000 msg/s). When the turn ends, the cell's outputs are replaced by static
 bundles that read well without a kernel: a ``<details>`` block for the reasoning, the answer
 as ``text/html`` + ``text/markdown`` + ``text/plain``, and a footer line.
+
+When the model calls tools, each round streams below the previous one: its reasoning
+panel, its text, then its calls (``render.toolcalls``), and the final output adds a
+``<details>`` block listing every call.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from ..events import (
     ReasoningDelta,
     StreamFailed,
     TextDelta,
+    ToolCallDelta,
+    ToolResult,
+    ToolRound,
     Usage,
 )
+from ..formatting import tool_line
 from ..view import FinalSummary
 from .live import (
     MAX_LIVE_OUTPUTS,
@@ -44,6 +52,7 @@ from .live import (
 )
 from .markdown import escape_text, neutralise_markdown, render_html
 from .reasoning import ReasoningPanel, reasoning_title
+from .toolcalls import ToolPanel, tools_bundle
 
 __all__ = [
     "NotebookView",
@@ -118,13 +127,10 @@ class NotebookView:
         self._widgets = widgets
         self._pacer = pacer or Pacer(clock)
         self._plain = plain
-        self._answer = LiveBlocks(
-            self._publisher,
-            pre_html if plain else _render_live,
-            reasoning_split if plain else answer_split,
-        )
+        self._answer = self._new_blocks()
         self._panel: ReasoningPanel | None = None
-        self._answer_parts: list[str] = []
+        self._answer_parts: list[str] = []  # this round's text
+        self._earlier_text: list[str] = []  # text of earlier rounds of a tool exchange
         self._reasoning_parts: list[str] = []
         self._encrypted = 0
         self._reasoning_started: float | None = None
@@ -133,8 +139,22 @@ class NotebookView:
         self._waiting = _Waiting(self._publisher, clock)
         self._notes: list[str] = []
         self._model = "the model"
+        # tool calls: this round's panel, and what earlier rounds left on screen (widgets
+        # and answer pieces, redisplayed in order if the live outputs are merged)
+        self._tools: ToolPanel | None = None
+        self._earlier: list[Any] = []
+        self._closing: list[ReasoningPanel | ToolPanel] = []
+        self._thought = 0.0  # seconds of reasoning in earlier rounds
+        self._round_break = False  # a new round began: its reasoning starts a paragraph
         self.redraws = 0
         self.merges = 0
+
+    def _new_blocks(self) -> LiveBlocks:
+        return LiveBlocks(
+            self._publisher,
+            pre_html if self._plain else _render_live,
+            reasoning_split if self._plain else answer_split,
+        )
 
     def start(self, model: str) -> None:
         """Show that the request is on its way (the first words replace this line)."""
@@ -163,7 +183,9 @@ class NotebookView:
 
     @property
     def answer(self) -> str:
-        return "".join(self._answer_parts)
+        """The text of every round (rounds apart by a blank line)."""
+        texts = [*self._earlier_text, "".join(self._answer_parts)]
+        return "\n\n".join(text for text in texts if text)
 
     @property
     def reasoning(self) -> str:
@@ -188,8 +210,51 @@ class NotebookView:
             self._tick()
         elif isinstance(event, (Finished, StreamFailed)):
             self._flush()
+        elif isinstance(event, ToolCallDelta):
+            self._on_tool_call(event)
+        elif isinstance(event, ToolResult):
+            self._require_tools().result(event)
+            self._started = True
+        elif isinstance(event, ToolRound):
+            self._on_round(event)
         else:  # pragma: no cover - the event set is closed
             raise TypeError(f"unknown event {event!r}")
+
+    def _on_tool_call(self, event: ToolCallDelta) -> None:
+        """The model writes a call: its reasoning and text are done; show a stand-in line."""
+        if event.name is None:
+            return  # a piece of arguments: nothing to show until the call has run
+        self._end_reasoning()
+        if self._answer.pending:
+            self._answer.redraw()
+        self._require_tools().begin(event.name)
+        self._started = True
+
+    def _require_tools(self) -> ToolPanel:
+        if self._tools is None:
+            self._waiting.blank()
+            self._tools = ToolPanel(self._require_widgets(), self._publisher)
+            self._closing.append(self._tools)
+        return self._tools
+
+    def _on_round(self, event: ToolRound) -> None:
+        """The results went back: this round stays on screen, the next streams below."""
+        self._flush()
+        self._end_reasoning()
+        if self._panel is not None:
+            self._earlier.append(self._panel.accordion)
+        if self._answer.outputs:
+            self._earlier.append(self._answer)
+        if self._tools is not None:
+            self._earlier.append(self._tools.box)
+        self._earlier_text.append("".join(self._answer_parts))
+        self._thought += self._reasoning_seconds or 0.0
+        self._panel, self._tools = None, None
+        self._answer_parts = []
+        self._reasoning_started = self._reasoning_seconds = None
+        self._answer = self._new_blocks()
+        self._round_break = True
+        self._waiting.show(f"⋯ {event.note}" if event.note else f"⋯ Waiting for {self._model}")
 
     def _on_text(self, text: str) -> None:
         if not text:
@@ -211,6 +276,9 @@ class NotebookView:
         text = event.text or ("[encrypted reasoning]\n" if event.encrypted else "")
         if not text:
             return
+        if self._round_break and self._reasoning_parts:
+            self._reasoning_parts.append("\n\n")  # a later round's reasoning: set apart
+        self._round_break = False
         self._reasoning_parts.append(event.text)
         if not self._show_reasoning:
             self._note_waiting()
@@ -221,6 +289,7 @@ class NotebookView:
             self._panel = ReasoningPanel(
                 self._require_widgets(), self._publisher, self._clock, self._reasoning_started
             )
+            self._closing.append(self._panel)
         self._panel.blocks.append(text)
         self._pacer.received(len(text))
         self._tick()
@@ -261,13 +330,19 @@ class NotebookView:
         live.redraw()
         self._pacer.drew()
         self.redraws += 1
-        if self._answer.outputs >= MAX_LIVE_OUTPUTS:
+        earlier = sum(b.outputs if isinstance(b, LiveBlocks) else 1 for b in self._earlier)
+        if self._answer.outputs + earlier >= MAX_LIVE_OUTPUTS:
             self._merge_outputs()
 
     def _merge_outputs(self) -> None:
         """Too many live outputs: start again with the reasoning panel and one answer output."""
         self._publisher.clear()
         self._show_notes()
+        for shown in self._earlier:  # earlier rounds of a tool exchange, in order
+            if isinstance(shown, LiveBlocks):
+                shown.merge()
+            else:
+                self._publisher.display_widget(shown)
         if self._panel is not None:
             self._publisher.display_widget(self._panel.accordion)
         self._answer.merge()
@@ -291,18 +366,27 @@ class NotebookView:
         if self._show_reasoning and (self._reasoning_parts or self._encrypted):
             self._publisher.display(self._reasoning_bundle(summary.reasoning_tokens))
         answer = self.answer
+        if summary.tool_calls:
+            # the output metadata goes with the answer; without one, with the calls
+            metadata = None if answer else summary.metadata
+            self._publisher.display(tools_bundle(summary.tool_calls), metadata=metadata)
         if answer:
             bundle = plain_bundle(answer) if self._plain else answer_bundle(answer)
             self._publisher.display(bundle, metadata=summary.metadata)
-        # the metadata goes with the answer; with no answer text, with the footer
+        # with neither an answer nor calls (only reasoning came), the footer keeps it
         footer = footer_bundle(summary.footer, summary.status)
-        self._publisher.display(footer, metadata=None if answer else summary.metadata)
-        if self._panel is not None:
-            self._panel.close()
-            self._panel = None
+        alone = not answer and not summary.tool_calls
+        self._publisher.display(footer, metadata=summary.metadata if alone else None)
+        for panel in self._closing:
+            panel.close()
+        self._closing = []
+        self._panel = self._tools = None
 
     def _reasoning_bundle(self, tokens: int | None) -> dict[str, str]:
-        title = reasoning_title(self._reasoning_seconds, tokens)
+        seconds = self._reasoning_seconds
+        if self._thought:
+            seconds = self._thought + (seconds or 0.0)
+        title = reasoning_title(seconds, tokens)
         text = self.reasoning
         if self._encrypted:
             note = (
@@ -347,7 +431,7 @@ class TerminalView:
     def __init__(self, out: TextIO | None = None, *, show_reasoning: bool = True) -> None:
         self._out = out or sys.stdout
         self._show_reasoning = show_reasoning
-        self._state = "idle"  # idle | reasoning | answer
+        self._state = "idle"  # idle | reasoning | answer | tools
         self._started = False
         self._answer_parts: list[str] = []
 
@@ -370,19 +454,36 @@ class TerminalView:
         """Nothing was shown."""
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, TextDelta) and event.text:
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return
             if self._state == "reasoning":
                 self._write("\n\n")
             self._state = "answer"
             self._answer_parts.append(event.text)
             self._write(event.text)
-        elif isinstance(event, ReasoningDelta) and self._show_reasoning:
+        elif isinstance(event, ReasoningDelta):
+            if not self._show_reasoning:
+                return
             text = event.text or ("[encrypted reasoning]" if event.encrypted else "")
-            if text and self._state == "idle":
+            if text and self._state in ("idle", "tools"):
                 self._write("Thinking…\n")
                 self._state = "reasoning"
             if text and self._state == "reasoning":
                 self._write(text)
+        elif isinstance(event, ToolResult):
+            if self._state in ("reasoning", "answer"):
+                self._write("\n")
+            self._state = "tools"
+            self._write(tool_line(event.name, event.arguments, event.result, event.error) + "\n")
+        elif isinstance(event, ToolRound):
+            if event.note:
+                self._write(f"{event.note}\n")
+            self._state = "tools"
+        elif isinstance(event, ToolCallDelta | Usage | KeepAlive | Finished | StreamFailed):
+            pass  # a call is shown once it has run; the rest is in the footer
+        else:  # pragma: no cover - the event set is closed
+            raise TypeError(f"unknown event {event!r}")
 
     def _write(self, text: str) -> None:
         self._started = True

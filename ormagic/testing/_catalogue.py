@@ -66,6 +66,7 @@ def _model(
 
 _BASIC = ("max_tokens", "temperature", "top_p", "stop", "seed")
 _REASONING = ("include_reasoning", "reasoning", *_BASIC)
+_TOOLS = ("tools", "tool_choice")  # models.dev: DeepSeek V4 Flash has tool_call = true
 
 
 def default_models() -> list[dict[str, Any]]:
@@ -76,7 +77,7 @@ def default_models() -> list[dict[str, Any]]:
             "DeepSeek: DeepSeek V4 Flash",
             context=1048576,
             prices=("0.00000014", "0.00000028"),
-            params=_REASONING,
+            params=(*_REASONING, *_TOOLS),
             reasoning={"supported_efforts": ["high", "xhigh"], "default_effort": "high"},
             created=1777000000,
         ),
@@ -92,7 +93,7 @@ def default_models() -> list[dict[str, Any]]:
             "Anthropic: Claude Sonnet 4.6",
             context=1000000,
             prices=("0.000003", "0.000015"),
-            params=(*_REASONING, "reasoning_effort"),
+            params=(*_REASONING, "reasoning_effort", *_TOOLS),
             reasoning={"supported_efforts": None, "supports_max_tokens": True},
         ),
         _model(
@@ -107,7 +108,7 @@ def default_models() -> list[dict[str, Any]]:
             "OpenAI: GPT-5 Nano",
             context=400000,
             prices=("0.00000005", "0.0000004"),
-            params=(*_REASONING, "reasoning_effort"),
+            params=(*_REASONING, "reasoning_effort", *_TOOLS),
             # Shape of the real 2026 entry (docs §2.2, CAS-26).
             reasoning={
                 "mandatory": True,
@@ -172,7 +173,8 @@ def reply_usage(
         return reply.usage
     reasoning = reasoning_text(reply)
     prompt = max(1, sum(len(content_text(m.get("content"))) for m in messages) // 4)
-    completion = max(1, (len(reply.text) + len(reasoning)) // 4)
+    calls = sum(len(call.name) + len(call.arguments_text) for call in reply.tool_calls)
+    completion = max(1, (len(reply.text) + len(reasoning) + calls) // 4)
     prompt_cost = round(prompt * prices[0], 10)
     completion_cost = round(completion * prices[1], 10)
     return {
@@ -201,7 +203,7 @@ def generation_stats(
     cancelled: bool,
 ) -> dict[str, Any]:
     """The stats ``GET /generation`` reports for one answer (docs §7); times are in ms."""
-    finish: str | None = reply.finish_reason
+    finish: str | None = reply.finish
     if cancelled:
         finish = None
     elif reply.error is not None or reply.drop:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._replies import StreamReply
+from ._tools import tool_call_deltas, tool_call_message
 
 __all__ = [
     "Chat",
@@ -83,8 +84,14 @@ class Frame:
 
 def to_json(obj: Any) -> str:
     """Compact JSON, as OpenRouter writes it."""
-    # Raw UTF-8 (no \\u escapes) so multi-byte characters can split across writes.
-    return json.dumps(obj, ensure_ascii=False, separators=_JSON_SEPARATORS)
+    # Raw UTF-8 (no \\u escapes) so multi-byte characters can split across writes; a lone
+    # surrogate (half a character, cut by a JavaScript gateway) can only be an escape.
+    text = json.dumps(obj, ensure_ascii=False, separators=_JSON_SEPARATORS)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=_JSON_SEPARATORS)
+    return text
 
 
 def _sse_data(payload: str, eol: str) -> bytes:
@@ -156,7 +163,7 @@ def _usage_choices(reply: StreamReply) -> list[dict[str, Any]]:
     if reply.usage_variant == "one_choice":
         return [_choice(empty)]
     if reply.usage_variant == "with_finish":
-        return [_choice(empty, reply.finish_reason)]
+        return [_choice(empty, reply.finish)]
     return []
 
 
@@ -169,7 +176,7 @@ def _tail(reply: StreamReply, chat: Chat, usage: dict[str, Any]) -> list[Frame]:
         choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
         frames.append(Frame(_sse_data(to_json(_chunk(chat, [choice], error=reply.error)), eol)))
     else:
-        finish = _choice({"role": "assistant", "content": ""}, reply.finish_reason)
+        finish = _choice({"role": "assistant", "content": ""}, reply.finish)
         frames.append(Frame(_sse_data(to_json(_chunk(chat, [finish])), eol), reply.delay))
         if reply.keepalives:
             frames.append(Frame(_sse_comment(_KEEPALIVE, eol)))
@@ -186,6 +193,7 @@ def plan_stream(reply: StreamReply, chat: Chat, usage: dict[str, Any]) -> list[F
     frames = [Frame(_sse_comment(_KEEPALIVE, eol))] if reply.keepalives else []
     deltas = list(_reasoning_deltas(reply))
     deltas += [{"role": "assistant", "content": p} for p in _pieces(reply.text, reply.chunk_chars)]
+    deltas += tool_call_deltas(reply.tool_calls, reply.tool_style, reply.tool_chunk_chars)
     for delta in deltas:
         data = _sse_data(to_json(_chunk(chat, [_choice(delta)])), eol)
         frames.append(Frame(data, reply.delay))
@@ -202,14 +210,16 @@ def chat_result(reply: StreamReply, chat: Chat, usage: dict[str, Any]) -> dict[s
     details = reply.reasoning_details
     if details is None and reasoning:
         details = [{"type": "reasoning.text", "text": reasoning, "format": "unknown", "index": 0}]
-    message = {
+    message: dict[str, Any] = {
         "role": "assistant",
-        "content": reply.text,
+        "content": reply.text or (None if reply.tool_calls else ""),
         "refusal": None,
         "reasoning": reasoning or None,
         "reasoning_details": details or [],
     }
-    finish = "error" if reply.error is not None else reply.finish_reason
+    if reply.tool_calls:
+        message["tool_calls"] = tool_call_message(reply.tool_calls)
+    finish = "error" if reply.error is not None else reply.finish
     choice: dict[str, Any] = {
         "index": 0,
         "logprobs": None,

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from ._tools import TOOL_STYLES, ToolCall
+
 __all__ = [
     "ErrorReply",
     "RawReply",
     "RecordedRequest",
     "Reply",
     "StreamReply",
+    "ToolCall",
     "content_text",
     "default_reply",
     "request_messages",
@@ -47,7 +50,19 @@ class StreamReply:
     drop: bool = False  # after the text, close the socket: no last chunk, usage or [DONE]
     stall: float = 0.0  # seconds of silence after the text
     generation_id: str | None = None  # None: a fresh gen-<unix>-<random>
-    finish_reason: str = "stop"
+    finish_reason: str | None = None  # None: "tool_calls" when calls are sent, else "stop"
+    # tool calls streamed after the text (docs/openrouter-tools.md §1.3); a request with
+    # tool_choice "none" gets the text without them, as from a real model
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_style: str = "openai"  # how the fragments are shaped, see _tools.TOOL_STYLES
+    tool_chunk_chars: int = 0  # arguments cut every N UTF-16 units (0: in one piece)
+
+    @property
+    def finish(self) -> str:
+        """The finish reason sent."""
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
 
     def __post_init__(self) -> None:
         if self.line_ending not in _LINE_ENDINGS:
@@ -56,6 +71,8 @@ class StreamReply:
             raise ValueError(f"usage_variant must be one of {_USAGE_VARIANTS!r}")
         if self.chunk_chars < 1:
             raise ValueError("chunk_chars must be at least 1")
+        if self.tool_style not in TOOL_STYLES:
+            raise ValueError(f"tool_style must be one of {TOOL_STYLES!r}")
 
 
 @dataclass

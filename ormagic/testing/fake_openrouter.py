@@ -3,7 +3,13 @@
 It speaks the protocol described in ``docs/openrouter-api.md`` (§10 is its checklist),
 including the ugly corners a client must survive: keep-alive comments, three shapes of
 the usage chunk, CR / CRLF framing, one byte per network write, pre-stream JSON errors,
-mid-stream error chunks, abrupt closes and stalls. Replies are scripted with
+mid-stream error chunks, abrupt closes and stalls. Tool calls too
+(docs/openrouter-tools.md): scripted :class:`ToolCall` s streamed in fragments shaped like
+the providers' (repeated ids, shared or missing indexes, arguments cut inside a
+character), ``tool_choice: "none"`` honoured, and the 400s a real server answers when the
+results sent back are incomplete or, for DeepSeek, the reasoning is not passed back. A
+model that never stops calling tools is ``fake.fallback = StreamReply(tool_calls=...)``.
+Replies are scripted with
 :class:`StreamReply`, :class:`ErrorReply` and :class:`RawReply`; with nothing scripted it
 answers every question with the same small Markdown answer, so a notebook works offline.
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import select
 import signal
@@ -53,9 +60,11 @@ from ._replies import (
     RecordedRequest,
     Reply,
     StreamReply,
+    ToolCall,
     default_reply,
     request_messages,
 )
+from ._tools import check_tool_history
 
 __all__ = [
     "FAKE_API_KEY",
@@ -65,6 +74,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "StreamReply",
+    "ToolCall",
     "default_models",
     "main",
 ]
@@ -286,7 +296,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, error_body(message, 400))
             return
         model = str(record.body.get("model") or _DEFAULT_MODEL)
+        problem = check_tool_history(messages, model)
+        if problem is not None:  # what OpenRouter (or DeepSeek behind it) answers
+            self._send_json(400, error_body(problem, 400))
+            return
         reply = self.fake._next_reply() or default_reply(messages, model)
+        answer_now = record.body.get("tool_choice") == "none"  # no tool calls allowed
+        if isinstance(reply, StreamReply) and reply.tool_calls and answer_now:
+            reply = dataclasses.replace(reply, tool_calls=[])
         if isinstance(reply, ErrorReply):
             self._error_reply(reply)
         elif isinstance(reply, RawReply):
@@ -418,7 +435,8 @@ class FakeOpenRouter:
 
     Attributes a test may change at any time: ``models`` (the ``/models`` catalogue),
     ``models_delay`` (seconds ``/models`` takes to answer), ``key_info`` (the ``/key``
-    data), ``generation_delay_polls`` (how many 404s
+    data), ``fallback`` (the reply when nothing is scripted; None: the default answer,
+    which echoes the question), ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
     """
@@ -438,6 +456,7 @@ class FakeOpenRouter:
         self.key_info: dict[str, Any] = default_key_info(api_key)
         self.generation_delay_polls = 0
         self.models_delay = 0.0
+        self.fallback: Reply | None = None
         self.log: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -518,8 +537,9 @@ class FakeOpenRouter:
             self._queue.extend(replies)
 
     def reset(self) -> None:
-        """Forget scripted replies, recorded requests and generations."""
+        """Forget scripted replies (and the fallback), recorded requests and generations."""
         with self._lock:
+            self.fallback = None
             self._queue.clear()
             self._requests.clear()
             self._generations.clear()
@@ -541,7 +561,7 @@ class FakeOpenRouter:
 
     def _next_reply(self) -> Reply | None:
         with self._lock:
-            return self._queue.popleft() if self._queue else None
+            return self._queue.popleft() if self._queue else self.fallback
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))
