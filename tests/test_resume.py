@@ -445,3 +445,40 @@ def test_ormagic_ask_in_a_notebook_resumes_too(
     assert answer.text.startswith("You asked:")
     [request] = fake_env.chat_requests()
     assert [m["content"] for m in request.body["messages"]] == ["One", "1", "Two", "2", "Three"]
+
+
+def test_a_turn_with_tool_rounds_comes_back_exactly(tmp_path: Path) -> None:
+    calls = [
+        {
+            "id": "call_00_abc",
+            "type": "function",
+            "function": {"name": "describe_variable", "arguments": '{"name": "sales"}'},
+        }
+    ]
+    messages = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": calls,
+            "reasoning": "",
+            "reasoning_details": [],
+        },
+        {"role": "tool", "tool_call_id": "call_00_abc", "content": "DataFrame 3 x 2"},
+        {
+            "role": "assistant",
+            "content": "Three rows.",
+            "reasoning": "Look.",
+            "reasoning_details": [{"type": "reasoning.text", "text": "Look.", "index": 0}],
+        },
+    ]
+    saved = record(
+        conversation="default",
+        system=None,
+        session_id="ormagic-s",
+        prompt="How big is sales?",
+        cell_id="c1",
+        response=Response(messages, model="m"),
+    )
+    path = write(tmp_path / "tools.ipynb", chat_cell("%%chat\nHow big is sales?", saved))
+    [turn] = read_notebook(path).conversations["default"].turns
+    assert turn.messages() == [user("How big is sales?"), *messages]
