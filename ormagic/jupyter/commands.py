@@ -12,7 +12,7 @@ import argparse
 import functools
 import html
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,8 +23,18 @@ from ..engine.export import export_json, export_notebook, load_json
 from ..engine.models import models_table_html, models_table_text, select_models
 from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
+from ..engine.providers import (
+    PROVIDER_TABLE_SORTS,
+    chart_points,
+    fetch_providers,
+    providers_table_html,
+    providers_table_text,
+    sort_providers,
+)
+from ..engine.tables import one_line
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count
+from ..render.chart import PLOT_HINT, Measure, chart_bundle
 from ..render.markdown import escape_text, neutralise_markdown
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
@@ -70,6 +80,8 @@ class Reply:
 
     text: str
     html: str | None = None
+    # further outputs for notebooks only, each a display bundle (a chart's PNG)
+    bundles: tuple[Mapping[str, str], ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -324,6 +336,46 @@ def _table(rows: Sequence[tuple[str, str]]) -> Reply:
     return Reply(text, f"<table>{body}</table>")
 
 
+# ----------------------------------------------------------------- choosing a model (issue 12)
+
+
+def providers(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat providers [MODEL] [--sort …] [--chart …]``: who serves a model, how well."""
+    parser = _parser(
+        "providers", "Show who serves a model: prices, limits, latency, throughput, uptime."
+    )
+    parser.add_argument("model", nargs="?", default=None, help="model id (default: the model)")
+    parser.add_argument("--sort", choices=PROVIDER_TABLE_SORTS)
+    parser.add_argument(
+        "--chart",
+        choices=("throughput", "latency", "none"),
+        default="throughput",
+        help="what the chart sets against price (default throughput)",
+    )
+    args = parser.parse_args(words)
+    engine = host.engine
+    model_id = args.model or engine.default_model()
+    found = fetch_providers(engine.client().get_endpoints, model_id, engine.catalog.models)
+    rows = sort_providers(found.providers, args.sort)
+    count = f"{len(rows)} provider{'' if len(rows) == 1 else 's'} of {found.model_id}"
+    text = f"{providers_table_text(rows)}\n{count}"
+    html_parts = [providers_table_html(rows), f"<p>{escape_text(count)}</p>"]
+    bundles: tuple[Mapping[str, str], ...] = ()
+    if args.chart != "none" and rows:
+        measure: Measure = "latency" if args.chart == "latency" else "throughput"
+        points, left_out = chart_points(rows, measure)
+        title = f"{one_line(found.model_id)}: price against {measure}, per provider"
+        chart = chart_bundle(points, title=title, measure=measure)
+        if chart is not None:
+            bundles = (chart,)
+            if left_out:
+                note = f"Not in the chart (no {measure} figure yet): {', '.join(left_out)}."
+                html_parts.append(f"<p>{escape_text(note)}</p>")
+        elif points:
+            html_parts.append(f"<p>{escape_text(PLOT_HINT)}</p>")
+    return Reply(text, "".join(html_parts), bundles)
+
+
 COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
     "config": config,
     "context": context,
@@ -332,6 +384,7 @@ COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
     "key": key,
     "load": load,
     "models": models,
+    "providers": providers,
     "reset": reset,
     "usage": usage,
 }

@@ -323,7 +323,10 @@ class ChatMagics(Magics):
         bundle = {"text/plain": reply.text}
         if reply.html is not None:
             bundle["text/html"] = reply.html
-        JupyterPublisher().display(bundle)
+        publisher = JupyterPublisher()
+        publisher.display(bundle)
+        for extra in reply.bundles:
+            publisher.display(extra)
 
     # the settings %chat config shows and sets (the same traits as %config ChatMagics)
 

@@ -48,6 +48,9 @@ class StreamReply:
     stall: float = 0.0  # seconds of silence after the text
     generation_id: str | None = None  # None: a fresh gen-<unix>-<random>
     finish_reason: str = "stop"
+    # hold the stream (after its headers) until this many chat requests are being answered
+    # at once, 10 s at most: lets a test show that requests really are concurrent
+    wait_for_in_flight: int = 0
 
     def __post_init__(self) -> None:
         if self.line_ending not in _LINE_ENDINGS:
@@ -98,6 +101,8 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None when absent or not JSON
     client_disconnected: bool = False  # the client closed the stream before the end
     raw_body: bytes = b""
+    started: float = 0.0  # time.monotonic() when the request had been read
+    ended: float | None = None  # time.monotonic() when its answer ended (None: still going)
 
 
 def content_text(content: Any) -> str:

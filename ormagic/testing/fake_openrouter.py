@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import select
 import signal
 import socket
@@ -37,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._catalogue import (
     default_key_info,
@@ -46,6 +47,7 @@ from ._catalogue import (
     model_prices,
     reply_usage,
 )
+from ._endpoints import default_endpoints, endpoints_body, hide_performance
 from ._frames import Chat, Frame, chat_result, error_body, new_generation_id, plan_stream, to_json
 from ._replies import (
     ErrorReply,
@@ -74,6 +76,10 @@ API_PREFIX = "/api/v1"
 # The account default that OpenRouter applies when a request names no model (docs §2).
 _DEFAULT_MODEL = "deepseek/deepseek-v4-flash"
 _CHAT_PATH = f"{API_PREFIX}/chat/completions"
+# GET /models/{author}/{slug}/endpoints (docs/openrouter-api.md, appendix)
+_ENDPOINTS_PATH = re.compile(rf"{re.escape(API_PREFIX)}/models/([^/]+)/([^/]+)/endpoints")
+# how long a reply with wait_for_in_flight holds before it streams anyway
+_IN_FLIGHT_WAIT = 10.0
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -147,14 +153,21 @@ class _Handler(BaseHTTPRequestHandler):
         # Every chat completions answer names its generation, errors included (docs §1).
         is_chat = record.path == _CHAT_PATH
         self._default_headers = {"X-Generation-Id": new_generation_id()} if is_chat else {}
-        route = _ROUTES.get((self.command, record.path))
-        if route is None:
-            self._send_json(404, error_body(f"Not Found: {record.path}", 404))
-            return
-        needs_auth, handler = route
-        if needs_auth and not self._authorized(record):
-            return
-        handler(self, record)
+        if is_chat:
+            self.fake._in_flight_changed(+1)
+        try:
+            route = _route_for(self.command, record.path)
+            if route is None:
+                self._send_json(404, error_body(f"Not Found: {record.path}", 404))
+                return
+            needs_auth, handler = route
+            if needs_auth and not self._authorized(record):
+                return
+            handler(self, record)
+        finally:
+            record.ended = time.monotonic()
+            if is_chat:
+                self.fake._in_flight_changed(-1)
 
     def _record(self) -> RecordedRequest:
         raw = self._read_body()
@@ -170,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=self._lower_headers(),
             body=body,
             raw_body=raw,
+            started=time.monotonic(),
         )
         self.fake._add_record(record)
         return record
@@ -286,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, error_body(message, 400))
             return
         model = str(record.body.get("model") or _DEFAULT_MODEL)
-        reply = self.fake._next_reply() or default_reply(messages, model)
+        reply = self.fake._next_reply(model) or default_reply(messages, model)
         if isinstance(reply, ErrorReply):
             self._error_reply(reply)
         elif isinstance(reply, RawReply):
@@ -338,7 +352,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-Generation-Id": chat.generation_id,
             },
         )
-        completed = self._send_frames(plan_stream(reply, chat, usage), reply.byte_at_a_time)
+        completed = self._await_in_flight(reply.wait_for_in_flight) and self._send_frames(
+            plan_stream(reply, chat, usage), reply.byte_at_a_time
+        )
         # stats are kept before the stream ends, so a client that saw the end can look
         # them up at once (a cancelled one: once the server noticed the client left)
         elapsed = time.monotonic() - started
@@ -367,6 +383,15 @@ class _Handler(BaseHTTPRequestHandler):
         elapsed = time.monotonic() - started
         self.fake._add_generation(chat, reply, usage, elapsed, streamed=False, cancelled=False)
 
+    def _await_in_flight(self, count: int) -> bool:
+        """Hold until ``count`` chat requests are being answered at once (or a while has
+        passed); False when the client left meanwhile."""
+        deadline = time.monotonic() + _IN_FLIGHT_WAIT
+        while count and self.fake.in_flight() < count and time.monotonic() < deadline:
+            if not self._pause(0.01):
+                return False
+        return True
+
     def _client_left(self, record: RecordedRequest) -> None:
         self.close_connection = True
         if not self.fake._stopping.is_set():  # stop() ends streams too; that is not the client
@@ -382,6 +407,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _key(self, record: RecordedRequest) -> None:
         self._send_json(200, {"data": self.fake.key_info})
+
+    def _endpoints(self, record: RecordedRequest) -> None:
+        """A model's providers (docs appendix): public, but latency and throughput only
+        for a request with a valid key, as OpenRouter's SDK reference describes."""
+        match = _ENDPOINTS_PATH.fullmatch(record.path)
+        model_id = "/".join(unquote(part) for part in match.groups()) if match else ""
+        model = next((m for m in self.fake.models if m.get("id") == model_id), None)
+        endpoints = self.fake.endpoints.get(model_id)
+        if model is None or endpoints is None:
+            self._send_json(404, error_body(f"Model {model_id} not found", 404))
+            return
+        scheme, _, token = record.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self.fake.api_key:
+            endpoints = hide_performance(endpoints)
+        self._send_json(200, endpoints_body(model, endpoints))
 
     def _generation(self, record: RecordedRequest) -> None:
         gen_id = record.query.get("id", "")
@@ -410,6 +450,14 @@ _ROUTES: dict[tuple[str, str], _Route] = {
 }
 
 
+def _route_for(method: str, path: str) -> _Route | None:
+    """The route for a request: an exact path, or a model's endpoints."""
+    route = _ROUTES.get((method, path))
+    if route is None and method == "GET" and _ENDPOINTS_PATH.fullmatch(path):
+        return (False, _Handler._endpoints)  # public, like /models
+    return route
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -417,7 +465,8 @@ class FakeOpenRouter:
     """A fake OpenRouter on a loopback port, serving from a daemon thread.
 
     Attributes a test may change at any time: ``models`` (the ``/models`` catalogue),
-    ``models_delay`` (seconds ``/models`` takes to answer), ``key_info`` (the ``/key``
+    ``models_delay`` (seconds ``/models`` takes to answer), ``endpoints`` (each model's
+    providers, by model id: ``GET /models/{id}/endpoints``), ``key_info`` (the ``/key``
     data), ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
@@ -435,6 +484,7 @@ class FakeOpenRouter:
         self.host = host
         self.port = port
         self.models: list[dict[str, Any]] = list(models) if models is not None else default_models()
+        self.endpoints: dict[str, list[dict[str, Any]]] = default_endpoints(self.models)
         self.key_info: dict[str, Any] = default_key_info(api_key)
         self.generation_delay_polls = 0
         self.models_delay = 0.0
@@ -442,6 +492,8 @@ class FakeOpenRouter:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
+        self._model_queues: dict[str, deque[Reply]] = {}
+        self._in_flight = 0
         self._generations: dict[str, dict[str, Any]] = {}
         self._polls: dict[str, int] = {}
         self._connections: dict[threading.Thread, socket.socket] = {}
@@ -517,10 +569,25 @@ class FakeOpenRouter:
         with self._lock:
             self._queue.extend(replies)
 
+    def enqueue_for(self, model: str, *replies: Reply) -> None:
+        """Script the replies to the next chat requests for ``model``, first in first out.
+
+        They are used before the replies of :meth:`enqueue`; with several models asked at
+        once, the order in which their requests arrive is not known, their models are.
+        """
+        with self._lock:
+            self._model_queues.setdefault(model, deque()).extend(replies)
+
+    def in_flight(self) -> int:
+        """How many chat requests are being answered right now."""
+        with self._lock:
+            return self._in_flight
+
     def reset(self) -> None:
         """Forget scripted replies, recorded requests and generations."""
         with self._lock:
             self._queue.clear()
+            self._model_queues.clear()
             self._requests.clear()
             self._generations.clear()
             self._polls.clear()
@@ -539,9 +606,16 @@ class FakeOpenRouter:
         with self._lock:
             self._requests.append(record)
 
-    def _next_reply(self) -> Reply | None:
+    def _next_reply(self, model: str) -> Reply | None:
         with self._lock:
+            for_model = self._model_queues.get(model)
+            if for_model:
+                return for_model.popleft()
             return self._queue.popleft() if self._queue else None
+
+    def _in_flight_changed(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))
