@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from traitlets import TraitError
 
+from ..engine.compare import pick as pick_answer
+from ..engine.conversation import Turn
 from ..engine.engine import Engine
 from ..engine.export import export_json, export_notebook, load_json
 from ..engine.models import models_table_html, models_table_text, select_models
@@ -72,6 +74,9 @@ class CommandHost(Protocol):
 
     def set_setting(self, name: str, text: str) -> None:
         """Set a lasting setting (a ``ChatMagics`` trait) from its text form."""
+
+    def kept_changed(self, turn: Turn) -> None:
+        """A side-by-side turn's kept answer changed (``%chat pick``): mark it where shown."""
 
 
 @dataclass(frozen=True)
@@ -146,14 +151,35 @@ def history(host: CommandHost, words: Sequence[str]) -> Reply:
         return Reply(f"Conversation {args.name!r} has no turns yet.")
     text_parts, html_parts = [], []
     for i, turn in enumerate(conversation.turns, 1):
-        flag = " (interrupted)" if turn.interrupted else (" (error)" if turn.error else "")
-        text_parts.append(f"[{i}] You: {turn.prompt}\n[{i}] {turn.model}{flag}: {turn.answer}")
-        html_parts.append(
-            f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>"
-            f"<p><b>[{i}] {escape_text(turn.model or '')}{escape_text(flag)}:</b></p>"
-            f"<pre>{escape_text(turn.answer)}</pre>"
-        )
+        text = [f"[{i}] You: {turn.prompt}"]
+        html_parts.append(f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>")
+        for who, answer in _answers(turn):
+            text.append(f"[{i}] {who}: {answer}")
+            html_parts.append(
+                f"<p><b>[{i}] {escape_text(who)}:</b></p><pre>{escape_text(answer)}</pre>"
+            )
+        text_parts.append("\n".join(text))
     return Reply("\n\n".join(text_parts), "".join(html_parts))
+
+
+def _answers(turn: Turn) -> list[tuple[str, str]]:
+    """Who answered and what: one line for a turn with one answer; with several (side
+    by side), each numbered, and the one that continues the conversation marked kept."""
+    responses = turn.responses
+    found = []
+    for n, response in enumerate(responses, 1):
+        flags = []
+        if len(responses) > 1:
+            flags.append(f"answer {n} of {len(responses)}")
+            if n - 1 == turn.chosen:
+                flags.append("kept")
+        if response.interrupted:
+            flags.append("interrupted")
+        elif response.error:
+            flags.append("error")
+        note = f" ({', '.join(flags)})" if flags else ""
+        found.append((f"{response.model or ''}{note}", response.text))
+    return found
 
 
 def reset(host: CommandHost, words: Sequence[str]) -> Reply:
@@ -376,6 +402,26 @@ def providers(host: CommandHost, words: Sequence[str]) -> Reply:
     return Reply(text, "".join(html_parts), bundles)
 
 
+def pick(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat pick MODEL|N [-c NAME] [--turn T]``: which side-by-side answer continues."""
+    parser = _parser(
+        "pick", "Choose which answer of a side-by-side turn the conversation continues from."
+    )
+    parser.add_argument("choice", help="the answer's number (from 1) or its model id")
+    parser.add_argument("-c", "--conversation", default="default")
+    parser.add_argument("--turn", type=int, default=None, help="turn number (default: the last)")
+    args = parser.parse_args(words)
+    number, turn = pick_answer(
+        host.engine, args.choice, conversation=args.conversation, turn=args.turn
+    )
+    host.kept_changed(turn)
+    response = turn.response
+    return Reply(
+        f"Conversation {args.conversation!r} continues from answer {turn.chosen + 1} "
+        f"({response.model}) of turn {number}."
+    )
+
+
 COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
     "config": config,
     "context": context,
@@ -384,6 +430,7 @@ COMMANDS: dict[str, Callable[[Any, Sequence[str]], Reply]] = {
     "key": key,
     "load": load,
     "models": models,
+    "pick": pick,
     "providers": providers,
     "reset": reset,
     "usage": usage,
