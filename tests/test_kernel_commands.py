@@ -77,10 +77,10 @@ def one_line_error(execution: Execution) -> str:
 
 
 DEEPSEEK_TABLE = (
-    "id                          name                           context  max output  input $/M  "
-    "output $/M  reasoning  tools\n"
-    "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576     393,216      $0.14       "
-    "$0.28  yes        yes\n"
+    "id                          name                           context  max output"
+    "  input $/M  output $/M  reasoning  tools\n"
+    "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576     393,216"
+    "      $0.14       $0.28  yes        yes\n"
     "1 model"
 )
 

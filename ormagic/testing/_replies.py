@@ -48,8 +48,9 @@ class StreamReply:
     stall: float = 0.0  # seconds of silence after the text
     generation_id: str | None = None  # None: a fresh gen-<unix>-<random>
     finish_reason: str = "stop"
-    # hold the stream (after its headers) until this many chat requests are being answered
-    # at once, 10 s at most: lets a test show that requests really are concurrent
+    # hold the stream (after its headers) until this many chat requests (itself included)
+    # have been in flight together (FakeOpenRouter.in_flight_wait at most, 10 s by default):
+    # lets a test show that requests are concurrent
     wait_for_in_flight: int = 0
 
     def __post_init__(self) -> None:

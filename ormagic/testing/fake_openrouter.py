@@ -78,8 +78,6 @@ _DEFAULT_MODEL = "deepseek/deepseek-v4-flash"
 _CHAT_PATH = f"{API_PREFIX}/chat/completions"
 # GET /models/{author}/{slug}/endpoints (docs/openrouter-api.md, appendix)
 _ENDPOINTS_PATH = re.compile(rf"{re.escape(API_PREFIX)}/models/([^/]+)/([^/]+)/endpoints")
-# how long a reply with wait_for_in_flight holds before it streams anyway
-_IN_FLIGHT_WAIT = 10.0
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -122,6 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True  # so byte_at_a_time writes leave one at a time
     _default_headers: dict[str, str]  # set by _dispatch for each request
+    _company: tuple[int, int] = (0, 0)  # chat requests in flight and arrived, on arrival
 
     @property
     def fake(self) -> FakeOpenRouter:
@@ -154,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         is_chat = record.path == _CHAT_PATH
         self._default_headers = {"X-Generation-Id": new_generation_id()} if is_chat else {}
         if is_chat:
-            self.fake._in_flight_changed(+1)
+            self._company = self.fake._chat_arrived()
         try:
             route = _route_for(self.command, record.path)
             if route is None:
@@ -167,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             record.ended = time.monotonic()
             if is_chat:
-                self.fake._in_flight_changed(-1)
+                self.fake._chat_left()
 
     def _record(self) -> RecordedRequest:
         raw = self._read_body()
@@ -384,12 +383,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake._add_generation(chat, reply, usage, elapsed, streamed=False, cancelled=False)
 
     def _await_in_flight(self, count: int) -> bool:
-        """Hold until ``count`` chat requests are being answered at once (or a while has
-        passed); False when the client left meanwhile."""
-        deadline = time.monotonic() + _IN_FLIGHT_WAIT
-        while count and self.fake.in_flight() < count and time.monotonic() < deadline:
-            if not self._pause(0.01):
-                return False
+        """Hold until ``count`` chat requests (this one included) have been in flight
+        together, or a while has passed; False when the client left meanwhile.
+
+        Those in flight when this one arrived, and those that arrived since, overlap with
+        it: a short request that came and went while this one waited counts too.
+        """
+        deadline = time.monotonic() + self.fake.in_flight_wait
+        while count and self.fake._company(*self._company) < count:
+            if time.monotonic() >= deadline or not self._pause(0.01):
+                return time.monotonic() >= deadline
         return True
 
     def _client_left(self, record: RecordedRequest) -> None:
@@ -467,7 +470,8 @@ class FakeOpenRouter:
     Attributes a test may change at any time: ``models`` (the ``/models`` catalogue),
     ``models_delay`` (seconds ``/models`` takes to answer), ``endpoints`` (each model's
     providers, by model id: ``GET /models/{id}/endpoints``), ``key_info`` (the ``/key``
-    data), ``generation_delay_polls`` (how many 404s
+    data), ``in_flight_wait`` (seconds a reply with ``wait_for_in_flight`` holds at most
+    before it streams anyway), ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
     """
@@ -494,6 +498,8 @@ class FakeOpenRouter:
         self._queue: deque[Reply] = deque()
         self._model_queues: dict[str, deque[Reply]] = {}
         self._in_flight = 0
+        self._arrived = 0
+        self.in_flight_wait = 10.0
         self._generations: dict[str, dict[str, Any]] = {}
         self._polls: dict[str, int] = {}
         self._connections: dict[threading.Thread, socket.socket] = {}
@@ -613,9 +619,21 @@ class FakeOpenRouter:
                 return for_model.popleft()
             return self._queue.popleft() if self._queue else None
 
-    def _in_flight_changed(self, change: int) -> None:
+    def _chat_arrived(self) -> tuple[int, int]:
+        """Count a chat request in; returns (in flight, arrived so far), itself included."""
         with self._lock:
-            self._in_flight += change
+            self._in_flight += 1
+            self._arrived += 1
+            return self._in_flight, self._arrived
+
+    def _chat_left(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _company(self, in_flight_then: int, arrived_then: int) -> int:
+        """How many chat requests overlapped with one that saw these counts on arrival."""
+        with self._lock:
+            return in_flight_then + self._arrived - arrived_then
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))
