@@ -26,7 +26,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -53,6 +53,7 @@ _CELL = "text-align:left;vertical-align:top;padding:0.3em 0.6em;overflow-wrap:an
 _KEPT = "✓ kept"
 _KEPT_TIP = "The conversation continues from this answer; %chat pick N changes that."
 _MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]()#+.!|~-])")
+_MIN_WIDGET_PIECE = 1500
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,33 @@ class _ColumnPublisher:
             close_widget(widget)
 
 
+class _SharedModels:
+    """ipywidgets, but every HTML widget and plain box shares one ``Layout`` (and every
+    HTML widget one ``HTMLStyle``): each widget otherwise brings models of its own, over
+    1.5 KB of messages per widget, most of the traffic of a column (measured in
+    ``bench/bench_side_by_side.py``). Everything else is ipywidgets' own."""
+
+    def __init__(self, widgets: Any) -> None:
+        self._widgets = widgets
+        self._layout = widgets.Layout()
+        style = getattr(getattr(widgets, "widgets", None), "widget_string", None)
+        style_class = getattr(style, "HTMLStyle", None)
+        self._style = style_class() if style_class is not None else None
+
+    def HTML(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("layout", self._layout)
+        if self._style is not None:
+            kwargs.setdefault("style", self._style)
+        return self._widgets.HTML(**kwargs)
+
+    def VBox(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("layout", self._layout)
+        return self._widgets.VBox(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._widgets, name)
+
+
 def _quiet_html(text: str) -> str:
     return f'<div style="{_QUIET}">{escape_text(text)}</div>' if text else ""
 
@@ -198,7 +226,15 @@ class _Column:
     """One model's live column."""
 
     def __init__(
-        self, number: int, model: str, widgets: Any, clock: Clock, *, show: bool, plain: bool
+        self,
+        number: int,
+        model: str,
+        widgets: Any,
+        layout: Any,
+        clock: Clock,
+        *,
+        show: bool,
+        plain: bool,
     ) -> None:
         self.model = model
         self._widgets = widgets
@@ -207,13 +243,12 @@ class _Column:
         self.head = widgets.HTML(value=f"<b>{escape_text(_header(number, model))}</b>")
         self.status = widgets.HTML(value=_quiet_html(f"⋯ Waiting for {model}"))
         self.answer_box = widgets.VBox(children=())
-        layout = widgets.Layout(flex="1 1 0%", min_width="0", padding="0 0.6em")
         self.box = widgets.VBox(children=(self.head, self.status, self.answer_box), layout=layout)
         self.publisher = _ColumnPublisher(widgets, self.box, self.answer_box)
         self.answer = LiveBlocks(
             self.publisher,
             pre_html if plain else _render_live,
-            reasoning_split if plain else answer_split,
+            _larger_pieces(reasoning_split if plain else answer_split),
         )
         self.panel: ReasoningPanel | None = None
         self.answer_parts: list[str] = []
@@ -345,6 +380,17 @@ class _Column:
             close_widget(widget)
 
 
+def _larger_pieces(split: Callable[[str], tuple[str, str]]) -> Callable[[str], tuple[str, str]]:
+    """Finished blocks become a widget of their own only from :data:`_MIN_WIDGET_PIECE`
+    characters: a new widget costs more messages than a new output does."""
+
+    def cut(text: str) -> tuple[str, str]:
+        head, tail = split(text)
+        return (head, tail) if len(head) >= _MIN_WIDGET_PIECE else ("", text)
+
+    return cut
+
+
 def _render_live(text: str) -> str:
     # as for a single answer: no syntax colours while streaming (the open block is
     # re-sent on every redraw); the final output is coloured
@@ -378,9 +424,10 @@ class ColumnsView:
 
     def start(self, models: Sequence[str]) -> None:
         """Show a column per model, each waiting for its first words."""
-        widgets = self._require_widgets()
+        widgets = _SharedModels(self._require_widgets())
+        layout = widgets.Layout(flex="1 1 0%", min_width="0", padding="0 0.6em")
         self._columns = [
-            _Column(i + 1, m, widgets, self._clock, show=self._show, plain=self._plain)
+            _Column(i + 1, m, widgets, layout, self._clock, show=self._show, plain=self._plain)
             for i, m in enumerate(models)
         ]
         layout = widgets.Layout(width="100%", align_items="flex-start")
@@ -443,12 +490,12 @@ class ColumnsView:
     ) -> None:
         """Replace the live columns by one static output that reads well when saved."""
         self.answers = [c.final(s) for c, s in zip(self._columns, summaries, strict=True)]
-        self._close()
         self._publisher.clear()
         self.final_display_id = uuid.uuid4().hex
         self._publisher.display(
             self.final_bundle(chosen), display_id=self.final_display_id, metadata=metadata
         )
+        self._close()  # after the output that replaces them, as for a single answer
 
     def final_bundle(self, chosen: int | None) -> dict[str, str]:
         """The final output with ``chosen`` marked as the answer kept (after finish)."""
