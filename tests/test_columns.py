@@ -10,12 +10,8 @@ from test_render import Clock, Recorder
 
 from ormagic.errors import StreamError
 from ormagic.events import Finished, ReasoningDelta, StreamFailed, TextDelta, Usage
-from ormagic.render.columns import (
-    ColumnAnswer,
-    ColumnsView,
-    TerminalColumnsView,
-    side_by_side_bundle,
-)
+from ormagic.render.columns import ColumnsView
+from ormagic.render.compared import ColumnAnswer, TerminalColumnsView, side_by_side_bundle
 from ormagic.view import FinalSummary
 
 A, B = "deepseek/deepseek-v4-flash", "openai/gpt-5-nano"

@@ -37,15 +37,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client.http import ChatRequest, EventStream, OpenRouterClient
 from ..client.message import MessageBuilder
-from ..client.settings import ClientSettings
 from ..errors import ConfigError, OrmagicError
 from ..events import Event, ReasoningDelta, StreamFailed, TextDelta
 from ..formatting import format_seconds
 from ..view import FinalSummary, NullSideBySideView, SideBySideView
 from .conversation import Response, Turn
 from .engine import Engine, Prepared, TurnResult
+from .fanout import Board, Crashed, Ended, Item, Opened, Refused, pump
 from .models import cost_of
 from .notebook import Notebook
 from .options import AskOptions, Checked
@@ -106,9 +105,10 @@ class Comparison:
             found.append(dataclasses.replace(summary, footer=footer, status=status))
         return found
 
-    def metadata(self, chosen: int | None = None) -> dict[str, Any]:
+    def metadata(self) -> dict[str, Any]:
         """The cell's output metadata: every model's usage and cost, and which answer
-        continues the conversation (``chosen``: an index into ``answers``)."""
+        continues the conversation (``chosen``: an index into ``answers``; it follows
+        :func:`pick`)."""
         answers = []
         for outcome, first in zip(self.outcomes, self.first_token, strict=True):
             entry = outcome.metadata(self.conversation)
@@ -119,7 +119,7 @@ class Comparison:
         return {
             "ormagic": {
                 "conversation": self.conversation,
-                "chosen": self.chosen if chosen is None else chosen,
+                "chosen": self.chosen,
                 "answers": answers,
             }
         }
@@ -170,107 +170,6 @@ def _for_model(base: Prepared, model: str) -> Prepared:
     return dataclasses.replace(base, checked=checked, request=request)
 
 
-# -- the workers ------------------------------------------------------------------------
-
-
-class _Stopped(Exception):
-    """Raised in a worker waiting to retry once the question was stopped."""
-
-
-@dataclass(frozen=True)
-class _Opened:
-    generation_id: str | None
-
-
-@dataclass(frozen=True)
-class _Refused:
-    error: OrmagicError  # before the answer began: nothing streamed
-
-
-@dataclass(frozen=True)
-class _Crashed:
-    error: BaseException  # a bug in a worker: raised again in the main thread
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """A worker is done: its stream is closed."""
-
-
-_ENDED = _Ended()
-_Item = Event | _Opened | _Refused | _Crashed | _Ended
-
-
-class _Board:
-    """What the workers and the main thread share: a queue, a stop flag, open streams."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[int, _Item]] = queue.Queue()
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._streams: dict[int, EventStream] = {}
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped.is_set()
-
-    def put(self, column: int, item: _Item) -> None:
-        self.queue.put((column, item))
-
-    def opened(self, column: int, stream: EventStream) -> bool:
-        """Register an open stream; False when the question was stopped meanwhile."""
-        with self._lock:
-            if self._stopped.is_set():
-                return False
-            self._streams[column] = stream
-            return True
-
-    def closed(self, column: int) -> None:
-        with self._lock:
-            self._streams.pop(column, None)
-
-    def stop(self) -> None:
-        """Stop every stream now, from the main thread (idempotent)."""
-        with self._lock:
-            self._stopped.set()
-            streams = list(self._streams.values())
-        for stream in streams:
-            stream.abort()
-
-    def sleep(self, seconds: float) -> None:
-        """The client's wait before a retry, cut short (and not retried) once stopped."""
-        if self._stopped.wait(seconds):
-            raise _Stopped
-
-
-def _pump(settings: ClientSettings, request: ChatRequest, column: int, board: _Board) -> None:
-    """A worker: stream one model's answer onto the board.
-
-    Each worker has a client of its own, so that aborting one stream can never touch a
-    pooled connection another stream is using.
-    """
-    client = OpenRouterClient(settings, sleep=board.sleep)
-    try:
-        with client.stream_chat(request) as events:
-            if not board.opened(column, events):
-                return
-            board.put(column, _Opened(events.generation_id))
-            for event in events:
-                if board.stopped:
-                    return
-                board.put(column, event)
-    except _Stopped:
-        pass
-    except OrmagicError as error:  # refused before the answer began: this column only
-        board.put(column, _Refused(error))
-    except BaseException as error:  # not ours to swallow: the main thread raises it
-        board.put(column, _Crashed(error))
-    finally:
-        board.closed(column)
-        client.close()
-        board.put(column, _ENDED)
-
-
 # -- the main thread --------------------------------------------------------------------
 
 
@@ -287,7 +186,7 @@ class _Run:
     drives the view."""
 
     def __init__(
-        self, prepared: list[Prepared], view: SideBySideView, clock: Clock, board: _Board
+        self, prepared: list[Prepared], view: SideBySideView, clock: Clock, board: Board
     ) -> None:
         self.columns = [_Column(Outcome(p.request.model, {})) for p in prepared]
         self.view = view
@@ -305,20 +204,20 @@ class _Run:
                 continue
             self.take(column, item)
 
-    def take(self, index: int, item: _Item) -> None:
+    def take(self, index: int, item: Item) -> None:
         column = self.columns[index]
         outcome = column.outcome
         now = self.clock() - self.started
         outcome.elapsed = now
-        if isinstance(item, _Ended):
+        if isinstance(item, Ended):
             column.ended = True
-        elif isinstance(item, _Opened):
+        elif isinstance(item, Opened):
             outcome.generation_id = item.generation_id
-        elif isinstance(item, _Refused):
+        elif isinstance(item, Refused):
             outcome.failure = item.error
             outcome.cost = 0.0  # refused before generating: not billed
             self.view.handle(index, StreamFailed(item.error))
-        elif isinstance(item, _Crashed):
+        elif isinstance(item, Crashed):
             raise item.error
         else:
             column.builder.add(item)
@@ -389,12 +288,12 @@ def compare(
 def _run(
     engine: Engine, prepared: list[Prepared], view: SideBySideView, clock: Clock
 ) -> Comparison:
-    board = _Board()
+    board = Board()
     run = _Run(prepared, view, clock, board)
     settings = engine.client_settings()
     for column, item in enumerate(prepared):
         threading.Thread(
-            target=_pump,
+            target=pump,
             args=(settings, item.request, column, board),
             name=f"ormagic-side-by-side-{column}",
             daemon=True,

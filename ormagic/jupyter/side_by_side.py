@@ -18,7 +18,8 @@ from IPython.core.error import UsageError
 
 from ..engine.compare import Comparison
 from ..engine.conversation import Turn
-from ..render.columns import ColumnsView, TerminalColumnsView
+from ..render.columns import ColumnsView
+from ..render.compared import TerminalColumnsView
 from ..view import SideBySideView
 from .display import JupyterPublisher
 
