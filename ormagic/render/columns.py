@@ -312,13 +312,13 @@ class ColumnsView:
     def start(self, models: Sequence[str]) -> None:
         """Show a column per model, each waiting for its first words."""
         widgets = _SharedModels(self._require_widgets())
-        layout = widgets.Layout(flex="1 1 0%", min_width="0", padding="0 0.6em")
+        column = widgets.Layout(flex="1 1 0%", min_width="0", padding="0 0.6em")
         self._columns = [
-            _Column(i + 1, m, widgets, layout, self._clock, show=self._show, plain=self._plain)
+            _Column(i + 1, m, widgets, column, self._clock, show=self._show, plain=self._plain)
             for i, m in enumerate(models)
         ]
-        layout = widgets.Layout(width="100%", align_items="flex-start")
-        self._row = widgets.HBox(children=[c.box for c in self._columns], layout=layout)
+        row = widgets.Layout(width="100%", align_items="flex-start")
+        self._row = widgets.HBox(children=[c.box for c in self._columns], layout=row)
         self._publisher.display_widget(self._row)
 
     def _require_widgets(self) -> Any:
