@@ -121,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # so byte_at_a_time writes leave one at a time
     _default_headers: dict[str, str]  # set by _dispatch for each request
     _company: tuple[int, int] = (0, 0)  # chat requests in flight and arrived, on arrival
+    _current: RecordedRequest | None = None  # the request being answered
 
     @property
     def fake(self) -> FakeOpenRouter:
@@ -148,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- request
 
     def _dispatch(self) -> None:
-        record = self._record()
+        record = self._current = self._record()
         # Every chat completions answer names its generation, errors included (docs §1).
         is_chat = record.path == _CHAT_PATH
         self._default_headers = {"X-Generation-Id": new_generation_id()} if is_chat else {}
@@ -164,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             handler(self, record)
         finally:
-            record.ended = time.monotonic()
+            self._mark_end()
             if is_chat:
                 self.fake._chat_left()
 
@@ -230,6 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_bytes(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
         self._start(status, {**headers, "Content-Length": str(len(body))})
+        self._mark_end()
         self.wfile.write(body)
 
     def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -243,12 +245,21 @@ class _Handler(BaseHTTPRequestHandler):
             if piece:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
 
+    def _mark_end(self) -> None:
+        """Note when the answer ended, before its last bytes leave: a client that sees the
+        end and then asks again must never seem to have overlapped with it."""
+        record = self._current
+        if record is not None and record.ended is None:
+            record.ended = time.monotonic()
+
     def _end_chunks(self) -> None:
+        self._mark_end()
         with contextlib.suppress(OSError):  # the client may leave right at the end
             self.wfile.write(b"0\r\n\r\n")
 
     def _drop(self) -> None:
         """Close the connection abruptly: no terminating chunk."""
+        self._mark_end()
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -277,11 +288,17 @@ class _Handler(BaseHTTPRequestHandler):
         return peek == b""
 
     def _send_frames(self, frames: list[Frame], byte_at_a_time: bool) -> bool:
-        """Write frames as HTTP chunks; False when the client disconnected."""
+        """Write frames as HTTP chunks; False when the client disconnected.
+
+        The answer's end is noted before its last frame leaves: a client stops reading at
+        ``[DONE]`` without waiting for the end of the HTTP body.
+        """
         try:
-            for frame in frames:
+            for i, frame in enumerate(frames):
                 if frame.wait and not self._pause(frame.wait):
                     return False
+                if i == len(frames) - 1:
+                    self._mark_end()
                 self._write_chunk(frame.data, byte_at_a_time)
         except OSError:  # BrokenPipeError, ConnectionResetError: the client went away
             return False
@@ -396,6 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _client_left(self, record: RecordedRequest) -> None:
+        self._mark_end()
         self.close_connection = True
         if not self.fake._stopping.is_set():  # stop() ends streams too; that is not the client
             record.client_disconnected = True
