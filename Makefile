@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python bench/bench_markdown.py
 	$(BIN)/python bench/bench_stream.py
 	$(BIN)/python bench/bench_record.py
+	$(BIN)/python bench/bench_side_by_side.py
 
 lint: setup
 	$(BIN)/ruff check ormagic tests bench scripts

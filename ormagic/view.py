@@ -8,13 +8,13 @@ import the renderer (and with it the Markdown stack), nor the renderer the engin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .events import Event, ToolResult
 
-__all__ = ["FinalSummary", "NullView", "View"]
+__all__ = ["FinalSummary", "NullSideBySideView", "NullView", "SideBySideView", "View"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,56 @@ class NullView:
     @property
     def started(self) -> bool:
         return self._started
+
+
+# -- several models at once (engine/compare.py) ----------------------------------------
+
+
+class SideBySideView(Protocol):
+    """What the engine drives when several models answer one question: a column each.
+
+    ``start`` once, then events tagged with their column (the index of the model, in the
+    order asked), ``idle`` whenever nothing arrived for a moment, then ``finish`` (or
+    ``abandon`` when the question failed before anything was asked). An error before a
+    model's answer began (a 402, a 5xx) arrives as that column's ``StreamFailed``.
+    """
+
+    def start(self, models: Sequence[str]) -> None:
+        """The requests are about to be sent, one to each of ``models``."""
+
+    def handle(self, column: int, event: Event) -> None:
+        """One event of the model in ``column``, in the order that model sent them."""
+
+    def idle(self) -> None:
+        """No event for a moment: draw what a paced redraw held back."""
+
+    def finish(
+        self, summaries: Sequence[FinalSummary], chosen: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """Every stream ended: one summary per column; ``chosen`` is the column that
+        continues the conversation (None when nothing was recorded); ``metadata`` is the
+        output metadata of the whole cell."""
+
+    def abandon(self) -> None:
+        """The question failed before any request was sent (an error line follows)."""
+
+
+class NullSideBySideView:
+    """A side-by-side view that shows nothing."""
+
+    def start(self, models: Sequence[str]) -> None:
+        """Nothing to show."""
+
+    def handle(self, column: int, event: Event) -> None:
+        """Nothing to show."""
+
+    def idle(self) -> None:
+        """Nothing to show."""
+
+    def finish(
+        self, summaries: Sequence[FinalSummary], chosen: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """Nothing to show."""
+
+    def abandon(self) -> None:
+        """Nothing to show."""

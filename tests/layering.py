@@ -62,6 +62,8 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "markdown_it": frozenset({"render"}),
     "mdit_py_plugins": frozenset({"render"}),
     "pygments": frozenset({"render"}),
+    # the providers chart (the optional `plot` extra): drawn by the renderer only
+    "matplotlib": frozenset({"render"}),
 }
 
 

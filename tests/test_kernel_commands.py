@@ -77,10 +77,10 @@ def one_line_error(execution: Execution) -> str:
 
 
 DEEPSEEK_TABLE = (
-    "id                          name                           context  input $/M  "
-    "output $/M  reasoning\n"
-    "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576      $0.14       "
-    "$0.28  yes\n"
+    "id                          name                           context  max output"
+    "  input $/M  output $/M  reasoning  tools\n"
+    "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576     393,216"
+    "      $0.14       $0.28  yes        yes\n"
     "1 model"
 )
 
@@ -112,7 +112,7 @@ def test_models_sorted_by_price_reasoning_only(kernel: Kernel, server: FakeOpenR
     lines = text.splitlines()
     # deepseek $0.14 + $0.28, gpt-5-nano $0.05 + $0.40, sonnet $3 + $15 per million
     assert [line.split()[0] for line in lines[1:-1]] == [DEEPSEEK, NANO, SONNET]
-    assert "$0.05       $0.40  yes" in lines[2]
+    assert "128,000      $0.05       $0.40  yes        yes" in lines[2]
     assert lines[-1] == "3 models"
 
 
@@ -272,7 +272,7 @@ def test_footer_shows_cached_tokens(kernel: Kernel, server: FakeOpenRouter) -> N
             "%chat frobnicate",
             re.escape(
                 "UsageError: %chat: unknown command 'frobnicate'; try one of: config, context, "
-                "export, history, key, load, models, reset, resume, tools, usage"
+                "export, history, key, load, models, pick, providers, reset, resume, tools, usage"
             ),
         ),
         (

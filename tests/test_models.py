@@ -28,6 +28,7 @@ FLASH: dict[str, Any] = {
     "description": "MoE with 284B total and 13B active parameters.",
     "context_length": 1048576,
     "pricing": {"prompt": "0.00000014", "completion": "0.00000028"},
+    "top_provider": {"context_length": 1048576, "max_completion_tokens": 393216},
     "supported_parameters": ["include_reasoning", "reasoning", "max_tokens"],
     "reasoning": {"effort": ["high", "xhigh"]},
 }
@@ -84,6 +85,8 @@ def test_parse_reads_the_fields_ormagic_uses() -> None:
         reasoning=True,
         created=1777000000,
         raw=FLASH,
+        max_output=393216,
+        tools=False,
     )
     assert flash.raw["canonical_slug"] == "deepseek/deepseek-v4-flash-20260424"
 
@@ -240,20 +243,21 @@ def test_unknown_sort_is_a_config_error() -> None:
 def test_text_table_of_two_models() -> None:
     text = models_table_text(parse_models([FLASH, MINI]))
     assert text == (
-        "id                          name                           context"
-        "  input $/M  output $/M  reasoning\n"
-        "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576"
-        "      $0.14       $0.28  yes\n"
-        "openai/gpt-4.1-mini         OpenAI: GPT-4.1 Mini         1,047,576"
-        "      $0.40       $1.60"
+        "id                          name                           context  max output"
+        "  input $/M  output $/M  reasoning  tools\n"
+        "deepseek/deepseek-v4-flash  DeepSeek: DeepSeek V4 Flash  1,048,576     393,216"
+        "      $0.14       $0.28  yes        no\n"
+        "openai/gpt-4.1-mini         OpenAI: GPT-4.1 Mini         1,047,576           \u2013"
+        "      $0.40       $1.60  no         yes"
     )
 
 
-def test_text_table_shows_unknowns_and_keeps_rows_on_one_line() -> None:
+def test_text_table_shows_missing_figures_as_a_dash_and_keeps_rows_on_one_line() -> None:
     odd = {"id": "odd/model", "name": "Two\nlines", "pricing": {"prompt": "0", "completion": "x"}}
     assert models_table_text(parse_models([odd])) == (
-        "id         name       context  input $/M  output $/M  reasoning\n"
-        "odd/model  Two lines        ?       free           ?"
+        "id         name       context  max output  input $/M  output $/M  reasoning  tools\n"
+        "odd/model  Two lines        \u2013           \u2013       free           \u2013  no"
+        "         no"
     )
     assert models_table_text([]) == "No models."
 
@@ -264,14 +268,15 @@ def test_html_table_has_the_same_columns_right_aligned_numbers() -> None:
     assert table == (
         "<table><thead><tr><th>id</th><th>name</th>"
         '<th style="text-align:right">context</th>'
+        '<th style="text-align:right">max output</th>'
         '<th style="text-align:right">input $/M</th>'
         '<th style="text-align:right">output $/M</th>'
-        "<th>reasoning</th></tr></thead><tbody><tr>"
+        "<th>reasoning</th><th>tools</th></tr></thead><tbody><tr>"
         "<td>deepseek/deepseek-v4-flash</td>"
         '<td title="MoE with 284B total and 13B active parameters.">'
         "DeepSeek: DeepSeek V4 Flash</td>"
-        f"{right}1,048,576</td>{right}$0.14</td>{right}$0.28</td><td>yes</td>"
-        "</tr></tbody></table>"
+        f"{right}1,048,576</td>{right}393,216</td>{right}$0.14</td>{right}$0.28</td>"
+        "<td>yes</td><td>no</td></tr></tbody></table>"
     )
 
 

@@ -482,3 +482,14 @@ def test_a_turn_with_tool_rounds_comes_back_exactly(tmp_path: Path) -> None:
     path = write(tmp_path / "tools.ipynb", chat_cell("%%chat\nHow big is sales?", saved))
     [turn] = read_notebook(path).conversations["default"].turns
     assert turn.messages() == [user("How big is sales?"), *messages]
+
+
+def test_a_side_by_side_turn_comes_back_with_every_answer_and_the_pick(tmp_path: Path) -> None:
+    first = saved_record("default", "Which?", "from A", chosen=False, model="a/x")
+    second = saved_record("default", "Which?", "from B", chosen=True, model="b/y")
+    output = {"conversation": "default", "chosen": 1, "answers": [first, second]}
+    path = write(tmp_path / "compare.ipynb", chat_cell("%%chat -m a/x -m b/y\nWhich?", output))
+    [turn] = read_notebook(path).conversations["default"].turns
+    assert [r.model for r in turn.responses] == ["a/x", "b/y"]
+    assert turn.chosen == 1
+    assert turn.messages() == [user("Which?"), {"role": "assistant", "content": "from B"}]

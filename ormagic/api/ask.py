@@ -7,9 +7,10 @@ kernel, and an engine of their own in a script. IPython is never imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, overload
 
+from ..engine.compare import compare
 from ..engine.engine import Engine, Exchange, default_engine
 from ..engine.options import AskOptions
 from ..events import Event
@@ -19,6 +20,7 @@ from .answer import Answer
 __all__ = ["ask", "configure", "stream"]
 
 EventCallback = Callable[[Event], None]
+ModelEventCallback = Callable[[str, Event], None]
 
 
 class _CallbackView:
@@ -78,6 +80,34 @@ def _options(
     )
 
 
+class _ModelsCallbackView:
+    """A side-by-side view that hands each event to the caller's function, with the id
+    of the model it came from."""
+
+    def __init__(self, on_event: ModelEventCallback | None) -> None:
+        self._on_event = on_event
+        self._models: list[str] = []
+
+    def start(self, models: Sequence[str]) -> None:
+        self._models = list(models)
+
+    def handle(self, column: int, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(self._models[column], event)
+
+    def idle(self) -> None:
+        """Nothing to show."""
+
+    def finish(
+        self, summaries: Sequence[FinalSummary], chosen: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """Nothing to show."""
+
+    def abandon(self) -> None:
+        """Nothing to show."""
+
+
+@overload
 def ask(
     prompt: str,
     *,
@@ -90,8 +120,45 @@ def ask(
     context: str | None = None,
     on_event: EventCallback | None = None,
     tools: bool | None = None,
-) -> Answer:
+) -> Answer: ...
+
+
+@overload
+def ask(
+    prompt: str,
+    *,
+    conversation: str = "default",
+    model: list[str] | tuple[str, ...],
+    reasoning: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    context: str | None = None,
+    on_event: ModelEventCallback | None = None,
+    tools: bool | None = None,
+) -> list[Answer]: ...
+
+
+def ask(
+    prompt: str,
+    *,
+    conversation: str = "default",
+    model: str | list[str] | tuple[str, ...] | None = None,
+    reasoning: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    context: str | None = None,
+    on_event: Any = None,
+    tools: bool | None = None,
+) -> Answer | list[Answer]:
     """Ask a question and wait for the answer; the conversation continues next time.
+
+    With a list of models (``model=["a/x", "b/y"]``) they answer side by side, at the
+    same time, and ``ask`` returns one :class:`Answer` per model, in that order; the turn
+    keeps them all and the conversation continues from the first that answered (see
+    ``%chat pick``). ``on_event`` is then called with the model's id and the event. One
+    model failing does not stop the others: its answer has ``error`` set.
 
     ``model``, ``reasoning``, ``system``, ``temperature`` and ``max_tokens`` override the
     lasting defaults for this question (``%config ChatMagics.*`` in a notebook,
@@ -110,6 +177,13 @@ def ask(
     ``interrupted`` set, and keeps it in the conversation.
     """
     engine = default_engine()
+    if isinstance(model, list | tuple):
+        options = _options(
+            conversation, None, reasoning, system, temperature, max_tokens, context, engine
+        )
+        view = _ModelsCallbackView(on_event)
+        compared = compare(engine, prompt, options, model, notebook=engine.notebook, view=view)
+        return [Answer.from_result(result) for result in compared.results]
     options = _options(
         conversation, model, reasoning, system, temperature, max_tokens, context, engine, tools
     )

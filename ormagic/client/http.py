@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -149,7 +151,11 @@ class OpenRouterClient:
         response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
         events: EventStream | None = None
         try:
-            events = EventStream(self._events(response), response.headers.get("x-generation-id"))
+            events = EventStream(
+                self._events(response),
+                response.headers.get("x-generation-id"),
+                abort=lambda: _shut_down(response),
+            )
             yield events
         finally:
             if events is not None:
@@ -162,6 +168,20 @@ class OpenRouterClient:
         if not isinstance(data, list):
             raise ProtocolError(f"{self._base()}/models did not return a list of models.")
         return [model for model in data if isinstance(model, dict)]
+
+    def get_endpoints(self, model_id: str) -> dict[str, Any]:
+        """``GET /models/{author}/{slug}/endpoints``: who serves a model and how well.
+
+        The ``data`` object: the model's ``id`` and ``name`` and its ``endpoints``, one per
+        provider, with prices, limits, latency, throughput and uptime (docs appendix).
+        The key is sent: without it OpenRouter leaves latency and throughput out. A model
+        that does not exist is a :class:`NotFoundError`.
+        """
+        author, _, slug = model_id.partition("/")
+        if not author or not slug or "/" in slug:
+            raise NotFoundError(f"{model_id!r} is not a model id (author/slug).", status_code=404)
+        path = f"/models/{quote(author, safe='')}/{quote(slug, safe=':')}/endpoints"
+        return self._get_object(path, not_found=f"No model {model_id!r} at {self._base()}.")
 
     def get_key(self) -> dict[str, Any]:
         """``GET /key``: the key's label, limit, remaining credit and usage (§7)."""
@@ -406,9 +426,27 @@ class EventStream:
     interrupted still says which generation it was: its cost can be looked up later.
     """
 
-    def __init__(self, events: Iterator[Event], generation_id: str | None) -> None:
+    def __init__(
+        self,
+        events: Iterator[Event],
+        generation_id: str | None,
+        *,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
         self._events = events
         self.generation_id = generation_id
+        self._abort = abort
+
+    def abort(self) -> None:
+        """Stop the stream from another thread than the one reading it.
+
+        The connection is shut down, which wakes a read blocked on it at once (closing a
+        socket does not, on Linux) and tells the server the client left, so OpenRouter
+        stops generating and billing (§4.1). The reading thread then sees the stream end
+        as a dropped connection and leaves ``stream_chat``, which closes the response.
+        """
+        if self._abort is not None:
+            self._abort()
 
     def __iter__(self) -> EventStream:
         return self
@@ -420,6 +458,19 @@ class EventStream:
         """Close the underlying generator (the response is closed by ``stream_chat``)."""
         if isinstance(self._events, Generator):
             self._events.close()
+
+
+def _shut_down(response: httpx.Response) -> None:
+    """Shut down the response's connection (both ways), from any thread.
+
+    httpcore exposes the connection as the ``network_stream`` extension; a transport
+    without one (a test's ``MockTransport``) has nothing to shut down.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[bytes]:

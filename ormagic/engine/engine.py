@@ -483,9 +483,15 @@ class Engine:
         )
         return outcome.summary({"ormagic": {**saved, **outcome.tool_metadata()}})
 
-    def _commit(self, prepared: Prepared, outcome: Outcome) -> Turn | None:
-        """Record the answer: the one place where a question changes the session's state."""
-        if not outcome.produced:
+    def _commit(self, prepared: Prepared, *outcomes: Outcome) -> Turn | None:
+        """Record the answer: the one place where a question changes the session's state.
+
+        Several outcomes are models answering side by side (``engine/compare.py``): the
+        turn keeps each of them, in order, and the first that produced something
+        continues the conversation.
+        """
+        answered = [i for i, outcome in enumerate(outcomes) if outcome.produced]
+        if not answered:
             return None
         options = prepared.checked.options
         name = options.conversation
@@ -495,8 +501,9 @@ class Engine:
         turn = Turn(
             prompt=prepared.prompt,
             user_message=prepared.user_message,
-            responses=[outcome.to_response()],
+            responses=[outcome.to_response() for outcome in outcomes],
             cell_id=options.cell_id,
+            chosen=answered[0],
         )
         conversation.record(turn)
         self.ledger.add_turn(name, turn)

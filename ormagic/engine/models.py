@@ -7,9 +7,7 @@ HTML table escapes every value.
 
 from __future__ import annotations
 
-import html
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..events import Usage
 from ..formatting import format_cost, format_count
+from .tables import MISSING, html_table, one_line, text_table, yes_no
 
 __all__ = [
     "ModelCatalog",
@@ -32,9 +31,17 @@ __all__ = [
 
 SortKey = Literal["price", "context", "newest"]
 
-_HEADERS = ("id", "name", "context", "input $/M", "output $/M", "reasoning")
-_RIGHT_ALIGNED = frozenset({"context", "input $/M", "output $/M"})
-_WHITESPACE = re.compile(r"\s+")
+_HEADERS = (
+    "id",
+    "name",
+    "context",
+    "max output",
+    "input $/M",
+    "output $/M",
+    "reasoning",
+    "tools",
+)
+_RIGHT_ALIGNED = frozenset({"context", "max output", "input $/M", "output $/M"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,10 @@ class ModelInfo:
     reasoning: bool
     created: int | None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    max_output: int | None = None
+    """Most output tokens, from ``top_provider.max_completion_tokens``."""
+    tools: bool = False
+    """``tools`` is among its ``supported_parameters``."""
 
     @property
     def prompt_per_million(self) -> float | None:
@@ -96,6 +107,9 @@ def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
     name = entry.get("name")
     pricing = entry.get("pricing")
     pricing = pricing if isinstance(pricing, Mapping) else {}
+    top = entry.get("top_provider")
+    top = top if isinstance(top, Mapping) else {}
+    params = entry.get("supported_parameters")
     return ModelInfo(
         id=model_id,
         name=name if isinstance(name, str) and name else model_id,
@@ -105,6 +119,8 @@ def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
         reasoning=_has_reasoning(entry),
         created=_int_or_none(entry.get("created")),
         raw=entry,
+        max_output=_int_or_none(top.get("max_completion_tokens")),
+        tools=isinstance(params, list) and "tools" in params,
     )
 
 
@@ -179,52 +195,33 @@ def format_price(per_million: float | None) -> str:
     return f"${whole}.{fraction.ljust(2, '0')}"
 
 
-def _one_line(text: str) -> str:
-    """Network text on one line, so a newline in a name cannot break the table."""
-    return _WHITESPACE.sub(" ", text).strip()
-
-
 def _row(model: ModelInfo) -> tuple[str, ...]:
     return (
-        _one_line(model.id),
-        _one_line(model.name),
-        format_count(model.context_length),
-        format_price(model.prompt_per_million),
-        format_price(model.completion_per_million),
-        "yes" if model.reasoning else "",
+        one_line(model.id),
+        one_line(model.name),
+        _count(model.context_length),
+        _count(model.max_output),
+        _price_cell(model.prompt_per_million),
+        _price_cell(model.completion_per_million),
+        yes_no(model.reasoning),
+        yes_no(model.tools),
     )
+
+
+def _count(n: int | None) -> str:
+    return MISSING if n is None else format_count(n)
+
+
+def _price_cell(per_million: float | None) -> str:
+    return MISSING if per_million is None else format_price(per_million)
 
 
 def models_table_text(models: Sequence[ModelInfo]) -> str:
-    """An aligned plain-text table: id, name, context, input $/M, output $/M, reasoning."""
+    """An aligned plain-text table: id, name, context, max output, input and output $/M,
+    reasoning, tools (the figures ``%chat providers`` shows per provider, for the top one)."""
     if not models:
         return "No models."
-    rows = [_HEADERS, *(_row(m) for m in models)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(width) if header in _RIGHT_ALIGNED else cell.ljust(width)
-            for cell, width, header in zip(row, widths, _HEADERS, strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def _html_cell(tag: str, text: str, header: str, title: str | None = None) -> str:
-    style = ' style="text-align:right"' if header in _RIGHT_ALIGNED else ""
-    tip = f' title="{html.escape(title)}"' if title else ""
-    return f"<{tag}{style}{tip}>{html.escape(text)}</{tag}>"
-
-
-def _html_row(model: ModelInfo) -> str:
-    description = model.raw.get("description")
-    tip = description if isinstance(description, str) else None
-    cells = (
-        _html_cell("td", text, header, tip if header == "name" else None)
-        for text, header in zip(_row(model), _HEADERS, strict=True)
-    )
-    return "<tr>" + "".join(cells) + "</tr>"
+    return text_table(_HEADERS, [_row(m) for m in models], _RIGHT_ALIGNED)
 
 
 def models_table_html(models: Sequence[ModelInfo]) -> str:
@@ -234,9 +231,11 @@ def models_table_html(models: Sequence[ModelInfo]) -> str:
     """
     if not models:
         return "<p>No models.</p>"
-    head = "<tr>" + "".join(_html_cell("th", h, h) for h in _HEADERS) + "</tr>"
-    body = "".join(_html_row(m) for m in models)
-    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+    titles = []
+    for model in models:
+        description = model.raw.get("description")
+        titles.append({"name": description} if isinstance(description, str) else {})
+    return html_table(_HEADERS, [_row(m) for m in models], _RIGHT_ALIGNED, titles)
 
 
 def cost_of(usage: Usage, model: ModelInfo | None) -> float | None:

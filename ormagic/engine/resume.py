@@ -236,10 +236,16 @@ def _records(cell: Mapping[str, Any]) -> list[Any]:
         for output in cell.get("outputs") or ():
             metadata = output.get("metadata") if isinstance(output, Mapping) else None
             if isinstance(metadata, Mapping) and "ormagic" in metadata:
-                found.append(metadata["ormagic"])
+                found.extend(_answers(metadata["ormagic"]))
     elif isinstance(cell.get("metadata"), Mapping) and "ormagic" in cell["metadata"]:
         found.append(cell["metadata"]["ormagic"])
     return found
+
+
+def _answers(saved: Any) -> list[Any]:
+    """The records of one output: itself, or each answer of a side-by-side turn."""
+    answers = saved.get("answers") if isinstance(saved, Mapping) else None
+    return list(answers) if isinstance(answers, list) else [saved]
 
 
 def _is_record(saved: Any) -> bool:

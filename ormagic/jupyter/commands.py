@@ -12,21 +12,32 @@ import argparse
 import functools
 import html
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from traitlets import TraitError
 
-from ..engine.conversation import Turn
+from ..engine.compare import pick as pick_answer
+from ..engine.conversation import Response, Turn
 from ..engine.engine import Engine, resumed_line
 from ..engine.export import export_json, export_notebook, load_json, tool_calls_of
 from ..engine.models import models_table_html, models_table_text, select_models
 from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
+from ..engine.providers import (
+    PROVIDER_TABLE_SORTS,
+    chart_points,
+    fetch_providers,
+    providers_table_html,
+    providers_table_text,
+    sort_providers,
+)
 from ..engine.resume import read_notebook
+from ..engine.tables import one_line
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count, tool_line
+from ..render.chart import PLOT_HINT, Measure, chart_bundle
 from ..render.markdown import escape_text, neutralise_markdown
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
@@ -68,6 +79,9 @@ class CommandHost(Protocol):
     def set_setting(self, name: str, text: str) -> None:
         """Set a lasting setting (a ``ChatMagics`` trait) from its text form."""
 
+    def kept_changed(self, turn: Turn) -> None:
+        """A side-by-side turn's kept answer changed (``%chat pick``): mark it where shown."""
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -75,6 +89,8 @@ class Reply:
 
     text: str
     html: str | None = None
+    # further outputs for notebooks only, each a display bundle (a chart's PNG)
+    bundles: tuple[Mapping[str, str], ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,28 +155,46 @@ def history(host: CommandHost, words: Sequence[str]) -> Reply:
         return Reply(f"Conversation {args.name!r} has no turns yet.")
     text_parts, html_parts = [], []
     for i, turn in enumerate(conversation.turns, 1):
-        flag = " (interrupted)" if turn.interrupted else (" (error)" if turn.error else "")
-        calls = [f"[{i}] {line}" for line in _call_lines(turn)]
-        text_parts.append(
-            "\n".join(
-                [f"[{i}] You: {turn.prompt}", *calls, f"[{i}] {turn.model}{flag}: {turn.answer}"]
+        text = [f"[{i}] You: {turn.prompt}"]
+        html_parts.append(f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>")
+        for who, response in _answers(turn):
+            calls = [f"[{i}] {line}" for line in _call_lines(response)]
+            text += [*calls, f"[{i}] {who}: {response.text}"]
+            if calls:
+                html_parts.append(f"<pre>{escape_text(chr(10).join(calls))}</pre>")
+            html_parts.append(
+                f"<p><b>[{i}] {escape_text(who)}:</b></p><pre>{escape_text(response.text)}</pre>"
             )
-        )
-        html_parts.append(
-            f"<p><b>[{i}] You:</b></p><pre>{escape_text(turn.prompt)}</pre>"
-            + (f"<pre>{escape_text(chr(10).join(calls))}</pre>" if calls else "")
-            + f"<p><b>[{i}] {escape_text(turn.model or '')}{escape_text(flag)}:</b></p>"
-            f"<pre>{escape_text(turn.answer)}</pre>"
-        )
+        text_parts.append("\n".join(text))
     return Reply("\n\n".join(text_parts), "".join(html_parts))
 
 
-def _call_lines(turn: Turn) -> list[str]:
-    """One line per tool call of the turn's chosen response."""
+def _call_lines(response: Response) -> list[str]:
+    """One line per tool call of a response."""
     return [
         tool_line(name, arguments, result, result.startswith("Error:"))
-        for name, arguments, result in tool_calls_of(turn.response.messages)
+        for name, arguments, result in tool_calls_of(response.messages)
     ]
+
+
+def _answers(turn: Turn) -> list[tuple[str, Response]]:
+    """Who answered and what: one line for a turn with one answer; with several (side
+    by side), each numbered, and the one that continues the conversation marked kept."""
+    responses = turn.responses
+    found = []
+    for n, response in enumerate(responses, 1):
+        flags = []
+        if len(responses) > 1:
+            flags.append(f"answer {n} of {len(responses)}")
+            if n - 1 == turn.chosen:
+                flags.append("kept")
+        if response.interrupted:
+            flags.append("interrupted")
+        elif response.error:
+            flags.append("error")
+        note = f" ({', '.join(flags)})" if flags else ""
+        found.append((f"{response.model or ''}{note}", response))
+    return found
 
 
 def reset(host: CommandHost, words: Sequence[str]) -> Reply:
@@ -430,6 +464,66 @@ def _table(rows: Sequence[tuple[str, str]]) -> Reply:
     return Reply(text, f"<table>{body}</table>")
 
 
+# ----------------------------------------------------------------- choosing a model
+
+
+def providers(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat providers [MODEL] [--sort …] [--chart …]``: who serves a model, how well."""
+    parser = _parser(
+        "providers", "Show who serves a model: prices, limits, latency, throughput, uptime."
+    )
+    parser.add_argument("model", nargs="?", default=None, help="model id (default: the model)")
+    parser.add_argument("--sort", choices=PROVIDER_TABLE_SORTS)
+    parser.add_argument(
+        "--chart",
+        choices=("throughput", "latency", "none"),
+        default="throughput",
+        help="what the chart sets against price (default throughput)",
+    )
+    args = parser.parse_args(words)
+    engine = host.engine
+    model_id = args.model or engine.default_model()
+    found = fetch_providers(engine.client().get_endpoints, model_id, engine.catalog.models)
+    rows = sort_providers(found.providers, args.sort)
+    count = f"{len(rows)} provider{'' if len(rows) == 1 else 's'} of {found.model_id}"
+    text = f"{providers_table_text(rows)}\n{count}"
+    html_parts = [providers_table_html(rows), f"<p>{escape_text(count)}</p>"]
+    bundles: tuple[Mapping[str, str], ...] = ()
+    if args.chart != "none" and rows:
+        measure: Measure = "latency" if args.chart == "latency" else "throughput"
+        points, left_out = chart_points(rows, measure)
+        title = f"{one_line(found.model_id)}: price against {measure}, per provider"
+        chart = chart_bundle(points, title=title, measure=measure)
+        if chart is not None:
+            bundles = (chart,)
+            if left_out:
+                note = f"Not in the chart (no {measure} figure yet): {', '.join(left_out)}."
+                html_parts.append(f"<p>{escape_text(note)}</p>")
+        elif points:
+            html_parts.append(f"<p>{escape_text(PLOT_HINT)}</p>")
+    return Reply(text, "".join(html_parts), bundles)
+
+
+def pick(host: CommandHost, words: Sequence[str]) -> Reply:
+    """``%chat pick MODEL|N [-c NAME] [--turn T]``: which side-by-side answer continues."""
+    parser = _parser(
+        "pick", "Choose which answer of a side-by-side turn the conversation continues from."
+    )
+    parser.add_argument("choice", help="the answer's number (from 1) or its model id")
+    parser.add_argument("-c", "--conversation", default="default")
+    parser.add_argument("--turn", type=int, default=None, help="turn number (default: the last)")
+    args = parser.parse_args(words)
+    number, turn = pick_answer(
+        host.engine, args.choice, conversation=args.conversation, turn=args.turn
+    )
+    host.kept_changed(turn)
+    response = turn.response
+    return Reply(
+        f"Conversation {args.conversation!r} continues from answer {turn.chosen + 1} "
+        f"({response.model}) of turn {number}."
+    )
+
+
 COMMANDS: dict[str, Callable[[CommandHost, Sequence[str]], Reply]] = {
     "config": config,
     "context": context,
@@ -438,6 +532,8 @@ COMMANDS: dict[str, Callable[[CommandHost, Sequence[str]], Reply]] = {
     "key": key,
     "load": load,
     "models": models,
+    "pick": pick,
+    "providers": providers,
     "reset": reset,
     "resume": resume,
     "tools": tools,

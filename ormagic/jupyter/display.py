@@ -31,8 +31,12 @@ class JupyterPublisher:
     def display_widget(self, widget: Any) -> None:
         display(widget)
 
-    def update(self, bundle: Bundle, *, display_id: str) -> None:
-        update_display(dict(bundle), raw=True, display_id=display_id)
+    def update(
+        self, bundle: Bundle, *, display_id: str, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace a display; ``metadata``, when given, replaces its metadata too."""
+        extra = {} if metadata is None else {"metadata": dict(metadata)}
+        update_display(dict(bundle), raw=True, display_id=display_id, **extra)
 
     def clear(self) -> None:
         clear_output(wait=True)

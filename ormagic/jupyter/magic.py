@@ -29,12 +29,14 @@ from ..client.settings import (
     Secret,
 )
 from ..context.capture import Recorder, install, uninstall
+from ..engine.compare import compare
+from ..engine.conversation import Turn
 from ..engine.engine import Engine, TurnResult
 from ..engine.options import PROVIDER_SORTS, AskOptions
 from ..errors import ConfigError, OrmagicError
 from ..render.views import NotebookView, TerminalView
 from ..view import View
-from . import commands
+from . import commands, side_by_side
 from .display import JupyterPublisher
 from .notebook import ShellNotebook, cell_id, format_error, shell_writers
 
@@ -171,6 +173,8 @@ class ChatMagics(Magics):
         self.engine.defaults.update(**{name: getattr(self, name) for name in SETTINGS})
         # set by start_recording where IPython < 9.1 keeps no printed output
         self.recorder: Recorder | None = None
+        # side-by-side outputs, so that %chat pick can mark the kept answer in them
+        self.side_by_side = side_by_side.SideBySideDisplays()
 
     @observe(*SETTINGS)
     def _mirror(self, change: Any) -> None:
@@ -205,7 +209,13 @@ class ChatMagics(Magics):
     # ------------------------------------------------------------------ %%chat
 
     @magic_arguments()
-    @argument("-m", "--model", help="Model id for this cell, e.g. deepseek/deepseek-v4-flash.")
+    @argument(
+        "-m",
+        "--model",
+        action="append",
+        help="Model id for this cell, e.g. deepseek/deepseek-v4-flash. Repeat it to ask "
+        "several models side by side: -m A -m B.",
+    )
     @argument(
         "-c", "--conversation", default="default", help="Conversation name (default: default)."
     )
@@ -258,12 +268,16 @@ class ChatMagics(Magics):
         prompt is replaced by the kernel variable's value (``{{``/``}}`` for braces).
         The model may call read-only tools to look at your variables and cells, and your
         @ormagic.tool functions (%chat tools lists them; --no-tools turns them off).
-        Line commands: %chat [history|reset|resume|context|models|usage|key|config|export|
-        load|tools].
+        Several -m ask the models side by side, at once, a column each.
+        Line commands: %chat [history|reset|resume|context|models|providers|pick|usage|key|
+        config|export|load|tools].
         """
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o/--out needs a variable name, not {args.out!r}.")
+        if args.model is not None and len(args.model) > 1:
+            self._side_by_side(args, cell)
+            return
         view = self._view(args)
         try:
             result = self.engine.answer(
@@ -281,7 +295,7 @@ class ChatMagics(Magics):
         """The question's options from the cell's flags."""
         return AskOptions(
             conversation=args.conversation,
-            model=args.model,
+            model=args.model[0] if args.model else None,
             reasoning=args.reasoning,
             system=args.system,
             temperature=args.temperature,
@@ -297,6 +311,36 @@ class ChatMagics(Magics):
             cell_id=cell_id(self.shell),
             tools=False if args.no_tools else None,
         )
+
+    def _side_by_side(self, args: Any, cell: str) -> None:
+        """``-m A -m B``: the same question to each model at once, a column each."""
+        view = side_by_side.view_for(
+            self.shell,
+            show_reasoning=self.show_reasoning and not args.hide_reasoning,
+            plain=args.format == "text",
+        )
+        try:
+            result = compare(
+                self.engine,
+                cell,
+                self.options(args),
+                args.model,
+                notebook=self.notebook(),
+                view=view,
+            )
+        except OrmagicError as error:
+            raise UsageError(str(error)) from None
+        self.side_by_side.remember(result, view)
+        side_by_side.present(
+            result,
+            args,
+            self._ip.user_ns,
+            lambda code: self._ip.set_next_input(code, replace=False),
+        )
+
+    def kept_changed(self, turn: Turn) -> None:
+        """``%chat pick`` changed a turn's kept answer: mark it in its output."""
+        self.side_by_side.repaint(turn)
 
     def _view(self, args: Any) -> View:
         show = self.show_reasoning and not args.hide_reasoning
@@ -332,7 +376,8 @@ class ChatMagics(Magics):
 
     @line_magic("chat")  # type: ignore[arg-type]
     def chat_command(self, line: str) -> None:
-        """%chat [history|reset|resume|context|models|usage|key|config|export|load|tools] …
+        """%chat [history|reset|resume|context|models|providers|pick|usage|key|config|export|
+        load|tools] …
 
         Or %chat --fix.
 
@@ -356,7 +401,10 @@ class ChatMagics(Magics):
         bundle = {"text/plain": reply.text}
         if reply.html is not None:
             bundle["text/html"] = reply.html
-        JupyterPublisher().display(bundle)
+        publisher = JupyterPublisher()
+        publisher.display(bundle)
+        for extra in reply.bundles:
+            publisher.display(extra)
 
     # the settings %chat config shows and sets (the same traits as %config ChatMagics)
 

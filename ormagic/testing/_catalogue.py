@@ -31,6 +31,7 @@ def _model(
     params: Sequence[str],
     reasoning: dict[str, Any] | None = None,
     created: int = 1760000000,
+    max_output: int | None = None,
 ) -> dict[str, Any]:
     """One ``GET /models`` entry in OpenRouter's shape (docs §7)."""
     entry: dict[str, Any] = {
@@ -51,7 +52,7 @@ def _model(
         "pricing": {"prompt": prices[0], "completion": prices[1]},
         "top_provider": {
             "context_length": context,
-            "max_completion_tokens": None,
+            "max_completion_tokens": max_output,
             "is_moderated": False,
         },
         "per_request_limits": None,
@@ -80,6 +81,7 @@ def default_models() -> list[dict[str, Any]]:
             params=(*_REASONING, *_TOOLS),
             reasoning={"supported_efforts": ["high", "xhigh"], "default_effort": "high"},
             created=1777000000,
+            max_output=393216,  # its top provider's (see _endpoints.py)
         ),
         _model(
             "meta-llama/llama-3.1-8b-instruct",
@@ -95,6 +97,7 @@ def default_models() -> list[dict[str, Any]]:
             prices=("0.000003", "0.000015"),
             params=(*_REASONING, "reasoning_effort", *_TOOLS),
             reasoning={"supported_efforts": None, "supports_max_tokens": True},
+            max_output=64000,
         ),
         _model(
             "meta-llama/llama-3.3-70b-instruct:free",
@@ -109,6 +112,7 @@ def default_models() -> list[dict[str, Any]]:
             context=400000,
             prices=("0.00000005", "0.0000004"),
             params=(*_REASONING, "reasoning_effort", *_TOOLS),
+            max_output=128000,
             # Shape of the real 2026 entry (docs §2.2, CAS-26).
             reasoning={
                 "mandatory": True,

@@ -56,6 +56,10 @@ class StreamReply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_style: str = "openai"  # how the fragments are shaped, see _tools.TOOL_STYLES
     tool_chunk_chars: int = 0  # arguments cut every N UTF-16 units (0: in one piece)
+    # hold the stream (after its headers) until this many chat requests (itself included)
+    # have been in flight together (FakeOpenRouter.in_flight_wait at most, 10 s by default):
+    # lets a test show that requests are concurrent
+    wait_for_in_flight: int = 0
 
     @property
     def finish(self) -> str:
@@ -115,6 +119,8 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None when absent or not JSON
     client_disconnected: bool = False  # the client closed the stream before the end
     raw_body: bytes = b""
+    started: float = 0.0  # time.monotonic() when the request had been read
+    ended: float | None = None  # time.monotonic() when its answer ended (None: still going)
 
 
 def content_text(content: Any) -> str:

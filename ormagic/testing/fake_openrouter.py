@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import re
 import select
 import signal
 import socket
@@ -44,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._catalogue import (
     default_key_info,
@@ -53,6 +54,7 @@ from ._catalogue import (
     model_prices,
     reply_usage,
 )
+from ._endpoints import default_endpoints, endpoints_body, hide_performance
 from ._frames import Chat, Frame, chat_result, error_body, new_generation_id, plan_stream, to_json
 from ._replies import (
     ErrorReply,
@@ -84,6 +86,8 @@ API_PREFIX = "/api/v1"
 # The account default that OpenRouter applies when a request names no model (docs §2).
 _DEFAULT_MODEL = "deepseek/deepseek-v4-flash"
 _CHAT_PATH = f"{API_PREFIX}/chat/completions"
+# GET /models/{author}/{slug}/endpoints (docs/openrouter-api.md, appendix)
+_ENDPOINTS_PATH = re.compile(rf"{re.escape(API_PREFIX)}/models/([^/]+)/([^/]+)/endpoints")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -126,6 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True  # so byte_at_a_time writes leave one at a time
     _default_headers: dict[str, str]  # set by _dispatch for each request
+    _company: tuple[int, int] = (0, 0)  # chat requests in flight and arrived, on arrival
+    _current: RecordedRequest | None = None  # the request being answered
 
     @property
     def fake(self) -> FakeOpenRouter:
@@ -153,18 +159,25 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- request
 
     def _dispatch(self) -> None:
-        record = self._record()
+        record = self._current = self._record()
         # Every chat completions answer names its generation, errors included (docs §1).
         is_chat = record.path == _CHAT_PATH
         self._default_headers = {"X-Generation-Id": new_generation_id()} if is_chat else {}
-        route = _ROUTES.get((self.command, record.path))
-        if route is None:
-            self._send_json(404, error_body(f"Not Found: {record.path}", 404))
-            return
-        needs_auth, handler = route
-        if needs_auth and not self._authorized(record):
-            return
-        handler(self, record)
+        if is_chat:
+            self._company = self.fake._chat_arrived()
+        try:
+            route = _route_for(self.command, record.path)
+            if route is None:
+                self._send_json(404, error_body(f"Not Found: {record.path}", 404))
+                return
+            needs_auth, handler = route
+            if needs_auth and not self._authorized(record):
+                return
+            handler(self, record)
+        finally:
+            self._mark_end()
+            if is_chat:
+                self.fake._chat_left()
 
     def _record(self) -> RecordedRequest:
         raw = self._read_body()
@@ -180,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=self._lower_headers(),
             body=body,
             raw_body=raw,
+            started=time.monotonic(),
         )
         self.fake._add_record(record)
         return record
@@ -227,6 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_bytes(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
         self._start(status, {**headers, "Content-Length": str(len(body))})
+        self._mark_end()
         self.wfile.write(body)
 
     def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -240,12 +255,21 @@ class _Handler(BaseHTTPRequestHandler):
             if piece:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
 
+    def _mark_end(self) -> None:
+        """Note when the answer ended, before its last bytes leave: a client that sees the
+        end and then asks again must never seem to have overlapped with it."""
+        record = self._current
+        if record is not None and record.ended is None:
+            record.ended = time.monotonic()
+
     def _end_chunks(self) -> None:
+        self._mark_end()
         with contextlib.suppress(OSError):  # the client may leave right at the end
             self.wfile.write(b"0\r\n\r\n")
 
     def _drop(self) -> None:
         """Close the connection abruptly: no terminating chunk."""
+        self._mark_end()
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -274,11 +298,17 @@ class _Handler(BaseHTTPRequestHandler):
         return peek == b""
 
     def _send_frames(self, frames: list[Frame], byte_at_a_time: bool) -> bool:
-        """Write frames as HTTP chunks; False when the client disconnected."""
+        """Write frames as HTTP chunks; False when the client disconnected.
+
+        The answer's end is noted before its last frame leaves: a client stops reading at
+        ``[DONE]`` without waiting for the end of the HTTP body.
+        """
         try:
-            for frame in frames:
+            for i, frame in enumerate(frames):
                 if frame.wait and not self._pause(frame.wait):
                     return False
+                if i == len(frames) - 1:
+                    self._mark_end()
                 self._write_chunk(frame.data, byte_at_a_time)
         except OSError:  # BrokenPipeError, ConnectionResetError: the client went away
             return False
@@ -300,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:  # what OpenRouter (or DeepSeek behind it) answers
             self._send_json(400, error_body(problem, 400))
             return
-        reply = self.fake._next_reply() or default_reply(messages, model)
+        reply = self.fake._next_reply(model) or default_reply(messages, model)
         answer_now = record.body.get("tool_choice") == "none"  # no tool calls allowed
         if isinstance(reply, StreamReply) and reply.tool_calls and answer_now:
             reply = dataclasses.replace(reply, tool_calls=[])
@@ -355,7 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-Generation-Id": chat.generation_id,
             },
         )
-        completed = self._send_frames(plan_stream(reply, chat, usage), reply.byte_at_a_time)
+        completed = self._await_in_flight(reply.wait_for_in_flight) and self._send_frames(
+            plan_stream(reply, chat, usage), reply.byte_at_a_time
+        )
         # stats are kept before the stream ends, so a client that saw the end can look
         # them up at once (a cancelled one: once the server noticed the client left)
         elapsed = time.monotonic() - started
@@ -384,7 +416,21 @@ class _Handler(BaseHTTPRequestHandler):
         elapsed = time.monotonic() - started
         self.fake._add_generation(chat, reply, usage, elapsed, streamed=False, cancelled=False)
 
+    def _await_in_flight(self, count: int) -> bool:
+        """Hold until ``count`` chat requests (this one included) have been in flight
+        together, or a while has passed; False when the client left meanwhile.
+
+        Those in flight when this one arrived, and those that arrived since, overlap with
+        it: a short request that came and went while this one waited counts too.
+        """
+        deadline = time.monotonic() + self.fake.in_flight_wait
+        while count and self.fake._company(*self._company) < count:
+            if time.monotonic() >= deadline or not self._pause(0.01):
+                return time.monotonic() >= deadline
+        return True
+
     def _client_left(self, record: RecordedRequest) -> None:
+        self._mark_end()
         self.close_connection = True
         if not self.fake._stopping.is_set():  # stop() ends streams too; that is not the client
             record.client_disconnected = True
@@ -399,6 +445,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _key(self, record: RecordedRequest) -> None:
         self._send_json(200, {"data": self.fake.key_info})
+
+    def _endpoints(self, record: RecordedRequest) -> None:
+        """A model's providers (docs appendix): public, but latency and throughput only
+        for a request with a valid key, as OpenRouter's SDK reference describes."""
+        match = _ENDPOINTS_PATH.fullmatch(record.path)
+        model_id = "/".join(unquote(part) for part in match.groups()) if match else ""
+        model = next((m for m in self.fake.models if m.get("id") == model_id), None)
+        endpoints = self.fake.endpoints.get(model_id)
+        if model is None or endpoints is None:
+            self._send_json(404, error_body(f"Model {model_id} not found", 404))
+            return
+        scheme, _, token = record.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self.fake.api_key:
+            endpoints = hide_performance(endpoints)
+        self._send_json(200, endpoints_body(model, endpoints))
 
     def _generation(self, record: RecordedRequest) -> None:
         gen_id = record.query.get("id", "")
@@ -427,6 +488,14 @@ _ROUTES: dict[tuple[str, str], _Route] = {
 }
 
 
+def _route_for(method: str, path: str) -> _Route | None:
+    """The route for a request: an exact path, or a model's endpoints."""
+    route = _ROUTES.get((method, path))
+    if route is None and method == "GET" and _ENDPOINTS_PATH.fullmatch(path):
+        return (False, _Handler._endpoints)  # public, like /models
+    return route
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -434,9 +503,12 @@ class FakeOpenRouter:
     """A fake OpenRouter on a loopback port, serving from a daemon thread.
 
     Attributes a test may change at any time: ``models`` (the ``/models`` catalogue),
-    ``models_delay`` (seconds ``/models`` takes to answer), ``key_info`` (the ``/key``
+    ``models_delay`` (seconds ``/models`` takes to answer), ``endpoints`` (each model's
+    providers, by model id: ``GET /models/{id}/endpoints``), ``key_info`` (the ``/key``
     data), ``fallback`` (the reply when nothing is scripted; None: the default answer,
-    which echoes the question), ``generation_delay_polls`` (how many 404s
+    which echoes the question), ``in_flight_wait`` (seconds a reply with
+    ``wait_for_in_flight`` holds at most before it streams anyway),
+    ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
     """
@@ -453,6 +525,7 @@ class FakeOpenRouter:
         self.host = host
         self.port = port
         self.models: list[dict[str, Any]] = list(models) if models is not None else default_models()
+        self.endpoints: dict[str, list[dict[str, Any]]] = default_endpoints(self.models)
         self.key_info: dict[str, Any] = default_key_info(api_key)
         self.generation_delay_polls = 0
         self.models_delay = 0.0
@@ -461,6 +534,10 @@ class FakeOpenRouter:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
+        self._model_queues: dict[str, deque[Reply]] = {}
+        self._in_flight = 0
+        self._arrived = 0
+        self.in_flight_wait = 10.0
         self._generations: dict[str, dict[str, Any]] = {}
         self._polls: dict[str, int] = {}
         self._connections: dict[threading.Thread, socket.socket] = {}
@@ -536,11 +613,26 @@ class FakeOpenRouter:
         with self._lock:
             self._queue.extend(replies)
 
+    def enqueue_for(self, model: str, *replies: Reply) -> None:
+        """Script the replies to the next chat requests for ``model``, first in first out.
+
+        They are used before the replies of :meth:`enqueue`; with several models asked at
+        once, the order in which their requests arrive is not known, their models are.
+        """
+        with self._lock:
+            self._model_queues.setdefault(model, deque()).extend(replies)
+
+    def in_flight(self) -> int:
+        """How many chat requests are being answered right now."""
+        with self._lock:
+            return self._in_flight
+
     def reset(self) -> None:
         """Forget scripted replies (and the fallback), recorded requests and generations."""
         with self._lock:
             self.fallback = None
             self._queue.clear()
+            self._model_queues.clear()
             self._requests.clear()
             self._generations.clear()
             self._polls.clear()
@@ -559,9 +651,28 @@ class FakeOpenRouter:
         with self._lock:
             self._requests.append(record)
 
-    def _next_reply(self) -> Reply | None:
+    def _next_reply(self, model: str) -> Reply | None:
         with self._lock:
+            for_model = self._model_queues.get(model)
+            if for_model:
+                return for_model.popleft()
             return self._queue.popleft() if self._queue else self.fallback
+
+    def _chat_arrived(self) -> tuple[int, int]:
+        """Count a chat request in; returns (in flight, arrived so far), itself included."""
+        with self._lock:
+            self._in_flight += 1
+            self._arrived += 1
+            return self._in_flight, self._arrived
+
+    def _chat_left(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _company(self, in_flight_then: int, arrived_then: int) -> int:
+        """How many chat requests overlapped with one that saw these counts on arrival."""
+        with self._lock:
+            return in_flight_then + self._arrived - arrived_then
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))

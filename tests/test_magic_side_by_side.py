@@ -1,0 +1,90 @@
+"""``%%chat -m A -m B`` in a real IPython shell (terminal output) against the fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import ormagic
+from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
+
+A, B = "deepseek/deepseek-v4-flash", "openai/gpt-5-nano"
+
+
+@pytest.fixture
+def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "ormagic")
+    yield ip
+    ip.run_line_magic("unload_ext", "ormagic")
+    InteractiveShell.clear_instance()
+
+
+def test_sections_then_footers_in_a_terminal(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue_for(A, StreamReply(text="Alpha.", provider="DeepSeek"))
+    fake_env.enqueue_for(B, ErrorReply(402, "Insufficient credits"))
+    result = shell.run_cell(f"%%chat -c t -m {A} -m {B} -o answers\nQ", store_history=True)
+    assert result.success
+    out = capsys.readouterr().out
+    assert out.startswith(f"⋯ Asking {A}, {B} side by side\n")
+    assert f"\n── [1] {A} ──\nAlpha.\n" in out
+    assert f"\n── [2] {B} ──\n\n" in out
+    assert f"\n[1] {A} via DeepSeek · " in out
+    assert "\n[2] ⚠ Not enough credits (Insufficient credits)." in out
+    assert out.endswith(f"The conversation continues from [1] {A} (%chat pick N to change).\n")
+    assert shell.user_ns["answers"] == ["Alpha.", ""]  # -o: every answer, in -m order
+    assert [r.model for r in ormagic.conversation("t").turns[0].responses] == [A, B]
+
+
+def test_one_model_keeps_todays_single_answer(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue(StreamReply(text="Just one.", provider="OpenAI"))
+    assert shell.run_cell(f"%%chat -c one -m {B} -o one\nQ").success
+    out = capsys.readouterr().out
+    assert out.startswith("Just one.\n")
+    assert "side by side" not in out
+    assert shell.user_ns["one"] == "Just one."
+    assert fake_env.chat_requests()[0].body["model"] == B
+
+
+def test_code_of_the_kept_answer_goes_below(
+    shell: InteractiveShell, fake_env: FakeOpenRouter
+) -> None:
+    fake_env.enqueue_for(A, ErrorReply(500, "Internal"))
+    fake_env.enqueue_for(B, StreamReply(text="Try:\n\n```python\nprint(2 + 2)\n```\n"))
+    assert shell.run_cell(f"%%chat -c code -m {A} -m {B} -f code\nQ").success
+    assert shell.rl_next_input == "print(2 + 2)"
+
+
+def test_too_many_models_is_one_line_and_sends_nothing(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = " ".join(f"-m m/{i}" for i in range(5))
+    result = shell.run_cell(f"%%chat {models}\nQ")
+    assert not result.success
+    err = capsys.readouterr().err
+    assert err == (
+        "UsageError: Side by side takes at most 4 models (5 given): more columns do not fit "
+        "a notebook.\n"
+    )
+    assert fake_env.requests == []
+
+
+def test_no_model_answering_ends_the_cell_with_one_line(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_env.enqueue_for(A, ErrorReply(402, "Insufficient credits"))
+    fake_env.enqueue_for(B, ErrorReply(402, "Insufficient credits"))
+    result = shell.run_cell(f"%%chat -c none -m {A} -m {B}\nQ")
+    assert not result.success
+    assert (
+        capsys.readouterr().err
+        == "UsageError: None of the models answered; each column says why.\n"
+    )
+    assert ormagic.conversation("none").turns == []
