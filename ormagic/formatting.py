@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_cost", "format_count", "format_seconds"]
+__all__ = ["format_cost", "format_count", "format_seconds", "format_short_count"]
 
 
 def format_count(n: int | None) -> str:
@@ -40,3 +40,15 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s"
+
+
+def format_short_count(n: int) -> str:
+    """A count at a glance: ``412`` -> ``"412"``, ``4123`` -> ``"4.1k"``,
+    ``412345`` -> ``"412k"``, ``1234567`` -> ``"1.2M"``."""
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"

@@ -222,9 +222,12 @@ def test_public_surface() -> None:
         "TransportError",
         "__version__",
         "ask",
+        "batch_report",
+        "batch_results",
         "configure",
         "conversation",
         "load_ipython_extension",
+        "map",
         "stream",
         "unload_ipython_extension",
     ]

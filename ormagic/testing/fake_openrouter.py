@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+from ._batches import BATCHES_PATH, FakeBatches, default_answer
 from ._catalogue import (
     default_key_info,
     default_models,
@@ -53,7 +54,6 @@ from ._replies import (
     RecordedRequest,
     Reply,
     StreamReply,
-    default_reply,
     request_messages,
 )
 
@@ -147,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Every chat completions answer names its generation, errors included (docs §1).
         is_chat = record.path == _CHAT_PATH
         self._default_headers = {"X-Generation-Id": new_generation_id()} if is_chat else {}
-        route = _ROUTES.get((self.command, record.path))
+        route = _ROUTES.get((self.command, record.path)) or _batch_route(self.command, record.path)
         if route is None:
             self._send_json(404, error_body(f"Not Found: {record.path}", 404))
             return
@@ -286,7 +286,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, error_body(message, 400))
             return
         model = str(record.body.get("model") or _DEFAULT_MODEL)
-        reply = self.fake._next_reply() or default_reply(messages, model)
+        if self.fake.latency and not self._pause(self.fake.latency):
+            self._client_left(record)
+            return
+        reply = self.fake._next_reply() or self.fake._answer(record.body, model)
         if isinstance(reply, ErrorReply):
             self._error_reply(reply)
         elif isinstance(reply, RawReply):
@@ -399,6 +402,18 @@ class _Handler(BaseHTTPRequestHandler):
         message = "Only management keys can fetch credits"
         self._send_json(403, error_body(message, 403))
 
+    # ---- the batch endpoint (ormagic/testing/_batches.py)
+
+    def _create_batch(self, record: RecordedRequest) -> None:
+        status, body = self.fake.batches.create(record.body, record.raw_body)
+        self._send_json(status, body)
+
+    def _poll_batch(self, record: RecordedRequest) -> None:
+        batch_id = record.path[len(BATCHES_PATH) + 1 :]
+        prices = self.fake._prices
+        status, body = self.fake.batches.poll(batch_id, self.fake._answer, prices)
+        self._send_json(status, body)
+
 
 _Route = tuple[bool, Callable[[_Handler, RecordedRequest], None]]
 _ROUTES: dict[tuple[str, str], _Route] = {
@@ -407,7 +422,16 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("GET", f"{API_PREFIX}/key"): (True, _Handler._key),
     ("GET", f"{API_PREFIX}/generation"): (True, _Handler._generation),
     ("GET", f"{API_PREFIX}/credits"): (True, _Handler._credits),
+    ("POST", BATCHES_PATH): (True, _Handler._create_batch),
 }
+
+
+def _batch_route(method: str, path: str) -> _Route | None:
+    """``GET /api/beta/batches/:id`` (the one route with a parameter)."""
+    tail = path[len(BATCHES_PATH) + 1 :] if path.startswith(BATCHES_PATH + "/") else ""
+    if method == "GET" and tail and "/" not in tail:
+        return (True, _Handler._poll_batch)
+    return None
 
 
 # --------------------------------------------------------------------------- server
@@ -421,6 +445,12 @@ class FakeOpenRouter:
     data), ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
+
+    For batches of rows: ``latency`` (seconds every chat request waits before its answer
+    begins), ``respond`` (a function of the request body that returns the reply for it, or
+    None for the default; consulted after the scripted queue, so a row can be failed by
+    its content whatever order rows arrive in) and ``batches`` (the batch endpoint's jobs
+    and knobs, :class:`~ormagic.testing._batches.FakeBatches`).
     """
 
     def __init__(
@@ -439,6 +469,9 @@ class FakeOpenRouter:
         self.generation_delay_polls = 0
         self.models_delay = 0.0
         self.log: Callable[[str], None] | None = None
+        self.latency = 0.0
+        self.respond: Callable[[dict[str, Any]], Reply | None] | None = None
+        self.batches = FakeBatches()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
@@ -524,6 +557,7 @@ class FakeOpenRouter:
             self._requests.clear()
             self._generations.clear()
             self._polls.clear()
+        self.batches.reset()
 
     # ---- called by the handler threads
 
@@ -542,6 +576,14 @@ class FakeOpenRouter:
     def _next_reply(self) -> Reply | None:
         with self._lock:
             return self._queue.popleft() if self._queue else None
+
+    def _answer(self, body: dict[str, Any], model: str) -> Reply:
+        """The reply for a request nobody scripted: ``respond``'s, else the default."""
+        reply = self.respond(body) if self.respond is not None else None
+        return reply if reply is not None else default_answer(body, model)
+
+    def _prices(self, model: str) -> tuple[float, float]:
+        return model_prices(self.models, model)
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))
