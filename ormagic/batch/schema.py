@@ -125,10 +125,10 @@ def _object_schema(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _type_schema(name: Any, tp: Any) -> dict[str, Any]:
     """The JSON Schema of a Python type: str, int, float, bool, list[X], Literal, X | None,
     or a nested mapping of field to type."""
-    if tp in _SIMPLE_TYPES:
-        return {"type": _SIMPLE_TYPES[tp]}
     if isinstance(tp, Mapping):
         return _object_schema(tp)
+    if isinstance(tp, type) and tp in _SIMPLE_TYPES:
+        return {"type": _SIMPLE_TYPES[tp]}
     origin, args = get_origin(tp), get_args(tp)
     if origin is list or tp is list:
         return {"type": "array", "items": _type_schema(name, args[0]) if args else {}}

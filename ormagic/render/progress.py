@@ -5,13 +5,15 @@ cost so far, time left), redrawn at most a few times a second (tqdm's ``mininter
 the clock handed in so tests are deterministic. The batch also says two lines through
 them: the estimate before it sends, the summary when it ends
 (``1,000 rows · 12 failed · 412k in / 38k out · $0.068 · 41 s``). When the batch ends the
-bar is closed and the summary stays as a static output, which a saved notebook keeps.
+bar's output is replaced by the summary (``update_display``) and its widgets are closed,
+so a saved notebook shows static text, never "Error displaying widget".
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import uuid
 from typing import Any, Protocol, TextIO
 
 from ..formatting import format_cost, format_seconds, format_short_count
@@ -100,6 +102,7 @@ class NotebookProgress:
         self._progress: Any = None
         self._label: Any = None
         self._box: Any = None
+        self._display_id = uuid.uuid4().hex
         self._last: float | None = None
         self._shown = ""
         self.redraws = 0
@@ -127,7 +130,8 @@ class NotebookProgress:
             self._progress = widgets.IntProgress(value=finished, min=0, max=max(state.total, 1))
             self._label = widgets.HTML(value=escape_text(text))
             self._box = widgets.VBox(children=[self._progress, self._label])
-            self._publisher.display_widget(self._box)
+            bundle = {**self._box._repr_mimebundle_(), "text/plain": text}
+            self._publisher.display(bundle, display_id=self._display_id)
         else:
             with self._box.hold_sync():
                 self._progress.value = finished
@@ -135,11 +139,20 @@ class NotebookProgress:
         self.redraws += 1
 
     def finish(self, state: ProgressState, summary: str) -> None:
-        """Close the bar; the summary stays."""
-        self.close()
-        self.say(summary)
+        """The summary takes the bar's place (or comes after the lines, if no bar showed)."""
+        if self._box is None:
+            self.say(summary)
+        else:
+            self._publisher.update(_line_bundle(summary), display_id=self._display_id)
+        self._close_widgets()
 
     def close(self) -> None:
+        """The batch ended without a summary: the last progress line stays, as text."""
+        if self._box is not None:
+            self._publisher.update(_line_bundle(self._shown), display_id=self._display_id)
+        self._close_widgets()
+
+    def _close_widgets(self) -> None:
         for widget in (self._progress, self._label, self._box):
             if widget is not None:
                 close_widget(widget)

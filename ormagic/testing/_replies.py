@@ -8,6 +8,7 @@ A test scripts answers with :class:`StreamReply`, :class:`ErrorReply` and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -98,6 +99,7 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None when absent or not JSON
     client_disconnected: bool = False  # the client closed the stream before the end
     raw_body: bytes = b""
+    received_at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 def content_text(content: Any) -> str:
