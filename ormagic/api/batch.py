@@ -124,8 +124,16 @@ def map(
         context=context,
     )
     engine = default_engine()
-    result = run_map(engine, template, data, options, display_for(progress), engine.notebook)
-    return result.result() if isinstance(result, BatchOutcome) else result
+    display = display_for(progress)
+    result = run_map(engine, template, data, options, display, engine.notebook)
+    if not isinstance(result, BatchOutcome):
+        return result
+    if result.interrupted:
+        display.say(
+            "⏹ Interrupted: the rows answered so far are kept, here and in the cache; "
+            "run it again to finish the rest."
+        )
+    return result.result()
 
 
 def run_map(
@@ -157,11 +165,6 @@ def run_map(
     _last = outcome
     if outcome.refusal is not None:
         raise BudgetExceededError(outcome.refusal)
-    if outcome.interrupted:
-        display.say(
-            "⏹ Interrupted: the rows answered so far are kept, here and in the cache; "
-            "run it again to finish the rest."
-        )
     return outcome
 
 

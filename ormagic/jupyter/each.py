@@ -67,7 +67,8 @@ def run_each(magics: Any, args: Any, cell: str) -> None:
     )
     out = args.out or DEFAULT_OUT
     try:
-        result = run_map(magics.engine, cell, data, options, _display(shell), magics.notebook())
+        template = cell.strip("\n")  # IPython ends the cell with a newline
+        result = run_map(magics.engine, template, data, options, _display(shell), magics.notebook())
     except OrmagicError as error:
         raise UsageError(str(error)) from None
     if isinstance(result, BatchOutcome):
