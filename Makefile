@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_markdown.py
 	$(BIN)/python bench/bench_stream.py
+	$(BIN)/python bench/bench_batch.py
 
 lint: setup
 	$(BIN)/ruff check ormagic tests bench scripts

@@ -81,6 +81,9 @@ _CHAT_PATH = f"{API_PREFIX}/chat/completions"
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # a real server's accept queue: socketserver's default of 5 resets connections when a
+    # batch opens dozens at once
+    request_queue_size = 128
     block_on_close = False  # FakeOpenRouter.stop joins the handler threads itself
     fake: FakeOpenRouter
 
