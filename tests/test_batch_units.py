@@ -509,3 +509,21 @@ def test_terminal_progress_prints_a_line_every_interval() -> None:
     progress.update(running())
     progress.finish(running(), "summary")
     assert out.getvalue().splitlines() == ["estimate", progress_text(running()), "summary"]
+
+
+def test_a_stop_that_lands_while_the_bar_is_being_shown_still_leaves_the_summary() -> None:
+    class Interrupted(Recorder):
+        def display(self, bundle: Mapping[str, Any], **kwargs: Any) -> None:
+            super().display(bundle, **kwargs)
+            if "application/vnd.jupyter.widget-view+json" in bundle:
+                raise KeyboardInterrupt  # after or before the frontend got it: unknown
+
+    publisher = Interrupted()
+    progress = NotebookProgress(publisher, clock=Clock(), widgets=ipywidgets)
+    with pytest.raises(KeyboardInterrupt):
+        progress.update(running())
+    progress.finish(running(), "4 rows · interrupted")
+    [(_, _, bar_id), replaced, said] = publisher.calls
+    assert replaced == ("update", replaced[1], bar_id)  # the bar, if it arrived, is replaced
+    assert said[0] == "display" and said[1]["text/plain"] == "4 rows · interrupted"
+    assert replaced[1]["text/plain"] == "4 rows · interrupted"

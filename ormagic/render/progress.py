@@ -103,6 +103,9 @@ class NotebookProgress:
         self._label: Any = None
         self._box: Any = None
         self._display_id = uuid.uuid4().hex
+        # "sending" while the bar's display is on its way, "shown" once it returned: the
+        # stop button can land in between, and then whether the frontend got it is unknown
+        self._bar_state = "none"
         self._last: float | None = None
         self._shown = ""
         self.redraws = 0
@@ -131,7 +134,9 @@ class NotebookProgress:
             self._label = widgets.HTML(value=escape_text(text))
             self._box = widgets.VBox(children=[self._progress, self._label])
             bundle = {**self._box._repr_mimebundle_(), "text/plain": text}
+            self._bar_state = "sending"
             self._publisher.display(bundle, display_id=self._display_id)
+            self._bar_state = "shown"
         else:
             with self._box.hold_sync():
                 self._progress.value = finished
@@ -140,17 +145,20 @@ class NotebookProgress:
 
     def finish(self, state: ProgressState, summary: str) -> None:
         """The summary takes the bar's place (or comes after the lines, if no bar showed)."""
-        if self._box is None:
-            self.say(summary)
-        else:
-            self._publisher.update(_line_bundle(summary), display_id=self._display_id)
+        self._replace_bar(summary)
         self._close_widgets()
 
     def close(self) -> None:
         """The batch ended without a summary: the last progress line stays, as text."""
-        if self._box is not None:
-            self._publisher.update(_line_bundle(self._shown), display_id=self._display_id)
+        if self._bar_state != "none":
+            self._replace_bar(self._shown)
         self._close_widgets()
+
+    def _replace_bar(self, line: str) -> None:
+        if self._bar_state != "none":
+            self._publisher.update(_line_bundle(line), display_id=self._display_id)
+        if self._bar_state != "shown":  # no bar, or maybe none: say it (again)
+            self.say(line)
 
     def _close_widgets(self) -> None:
         for widget in (self._progress, self._label, self._box):
