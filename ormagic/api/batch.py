@@ -8,7 +8,6 @@ conversation name ``batch``. The work itself is the batch layer's (``ormagic.bat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,8 +26,8 @@ from ..engine.options import AskOptions
 from ..errors import BudgetExceededError, ConfigError, OrmagicError
 from ..events import Usage
 from ..formatting import format_cost
-from ..render.live import Publisher
 from ..render.progress import NotebookProgress, TerminalProgress
+from .hooks import publisher_factory
 
 __all__ = [
     "LEDGER_NAME",
@@ -38,12 +37,10 @@ __all__ = [
     "make_spec",
     "map",
     "run_map",
-    "set_publisher_factory",
 ]
 
 LEDGER_NAME = "batch"  # the "conversation" a batch's rows are counted under in %chat usage
 
-_publisher_factory: Callable[[], Publisher] | None = None
 _last: BatchOutcome | None = None
 _jobs: dict[str, tuple[BatchSpec, Rows]] = {}
 
@@ -65,16 +62,11 @@ class MapOptions:
     context: str | None = None  # notebook context for every row: auto|none|all|N
 
 
-def set_publisher_factory(factory: Callable[[], Publisher] | None) -> None:
-    """How to display in a notebook (set by the extension in a kernel; None elsewhere)."""
-    global _publisher_factory
-    _publisher_factory = factory
-
-
 def display_for(progress: bool) -> Display:
     """A progress bar in a notebook, lines on stderr elsewhere (no bar if not ``progress``)."""
-    if _publisher_factory is not None:
-        return NotebookProgress(_publisher_factory(), bar=progress)
+    factory = publisher_factory()
+    if factory is not None:
+        return NotebookProgress(factory(), bar=progress)
     return TerminalProgress(bar=progress)
 
 

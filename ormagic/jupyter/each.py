@@ -8,16 +8,15 @@ notebook context is sent per row unless ``--context`` asks for it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..api.batch import MapOptions, run_map
-from ..batch.deferred import DeferredBatch
-from ..batch.job import BatchOutcome, Display
 from ..errors import OrmagicError
-from ..render.progress import NotebookProgress, TerminalProgress
 from .display import JupyterPublisher
+
+if TYPE_CHECKING:
+    from ..batch.job import Display
 
 __all__ = ["DEFAULT_OUT", "check_each_flags", "run_each"]
 
@@ -50,6 +49,11 @@ def check_each_flags(args: Any) -> None:
 
 def run_each(magics: Any, args: Any, cell: str) -> None:
     """Run the batch and store its result in the kernel; report how it ended."""
+    # imported here: %load_ext stays light (asyncio, SQLite, the batch layer)
+    from ..api.batch import MapOptions, run_map
+    from ..batch.deferred import DeferredBatch
+    from ..batch.job import BatchOutcome
+
     check_each_flags(args)
     shell = magics.shell
     data = _variable(shell, args.each, "--each")
@@ -106,6 +110,8 @@ def _one_model(model: Any) -> str | None:
 
 
 def _display(shell: Any) -> Display:
+    from ..render.progress import NotebookProgress, TerminalProgress
+
     if getattr(shell, "kernel", None) is None:
         return TerminalProgress()
     return NotebookProgress(JupyterPublisher())

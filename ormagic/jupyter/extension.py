@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.batch import set_publisher_factory
+from ..api.hooks import set_publisher_factory
 from ..context.capture import uninstall
 from ..engine.engine import default_engine, set_default_engine
 from .display import JupyterPublisher
