@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/bench_stream.py
 	$(BIN)/python bench/bench_record.py
 	$(BIN)/python bench/bench_side_by_side.py
+	$(BIN)/python bench/bench_batch.py
 
 lint: setup
 	$(BIN)/ruff check ormagic tests bench scripts

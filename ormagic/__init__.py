@@ -6,6 +6,7 @@ line magic. In any Python process::
     import ormagic
     answer = ormagic.ask("What is 2+2?")
     print(answer.text, answer.cost)
+    labels = ormagic.map("Label this ticket: {item}", tickets)  # one prompt over every row
 
 Importing ormagic loads nothing heavy: each name below is imported when first used, and
 loading the extension prints nothing and does no network I/O.
@@ -21,6 +22,7 @@ from .version import __version__
 if TYPE_CHECKING:
     from .api.answer import Answer
     from .api.ask import ask, configure, stream
+    from .api.batch import batch_report, batch_results, map
     from .api.tools import tool
     from .engine.conversation import Conversation
     from .engine.engine import Engine
@@ -45,9 +47,12 @@ __all__ = [
     "TransportError",
     "__version__",
     "ask",
+    "batch_report",
+    "batch_results",
     "configure",
     "conversation",
     "load_ipython_extension",
+    "map",
     "stream",
     "tool",
     "unload_ipython_extension",
@@ -60,6 +65,9 @@ _LAZY = {
     "configure": "ormagic.api.ask",
     "stream": "ormagic.api.ask",
     "tool": "ormagic.api.tools",
+    "map": "ormagic.api.batch",
+    "batch_report": "ormagic.api.batch",
+    "batch_results": "ormagic.api.batch",
     "Conversation": "ormagic.engine.conversation",
     "Engine": "ormagic.engine.engine",
     "APIError": "ormagic.errors",

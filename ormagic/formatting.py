@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["format_cost", "format_count", "format_seconds", "tool_call_text", "tool_line"]
+__all__ = [
+    "format_cost",
+    "format_count",
+    "format_seconds",
+    "format_short_count",
+    "tool_call_text",
+    "tool_line",
+]
 
 
 def format_count(n: int | None) -> str:
@@ -76,3 +83,15 @@ def tool_line(name: str, arguments: str, result: str, error: bool) -> str:
         lines = result.count("\n") + 1 if result else 0
         outcome = f"{lines:,} line{'' if lines == 1 else 's'}"
     return f"⚙ {tool_call_text(name, arguments)} → {outcome}"
+
+
+def format_short_count(n: int) -> str:
+    """A count at a glance: ``412`` -> ``"412"``, ``4123`` -> ``"4.1k"``,
+    ``412345`` -> ``"412k"``, ``1234567`` -> ``"1.2M"``."""
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"

@@ -32,6 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "context": ("ormagic.context",),
     "render": ("ormagic.render",),
     "engine": ("ormagic.engine",),
+    # ormagic.map: one prompt over every row (asyncio and Dask), on the engine's settings
+    "batch": ("ormagic.batch",),
     "api": ("ormagic.api",),
     "jupyter": ("ormagic.jupyter",),
     "package": ("ormagic",),
@@ -45,8 +47,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "context": frozenset({"base", "context"}),
     "render": frozenset({"base", "render"}),
     "engine": frozenset({"base", "client", "context", "engine"}),
-    "api": frozenset({"base", "client", "context", "engine", "render", "api"}),
-    "jupyter": frozenset({"base", "client", "context", "render", "engine", "api", "jupyter"}),
+    "batch": frozenset({"base", "client", "context", "engine", "batch"}),
+    "api": frozenset({"base", "client", "context", "engine", "batch", "render", "api"}),
+    "jupyter": frozenset(
+        {"base", "client", "context", "render", "engine", "batch", "api", "jupyter"}
+    ),
     "package": frozenset({"base", "api", "engine", "jupyter", "package"}),
     "testing": frozenset({"testing"}),
 }
@@ -64,6 +69,11 @@ THIRD_PARTY: dict[str, frozenset[str]] = {
     "pygments": frozenset({"render"}),
     # the providers chart (the optional `plot` extra): drawn by the renderer only
     "matplotlib": frozenset({"render"}),
+    # the batch layer's optional companions: imported there only, and only when used
+    "dask": frozenset({"batch"}),
+    "distributed": frozenset({"batch"}),
+    "jsonschema": frozenset({"batch"}),
+    "pydantic": frozenset({"batch"}),
 }
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -32,17 +31,16 @@ import httpx
 from ..errors import (
     APIError,
     ConfigError,
-    MissingKeyError,
     NotFoundError,
     ProtocolError,
     TimeoutError_,
     TransportError,
 )
 from ..events import Event
-from ..version import __version__
+from . import wire
 from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
 from .sse import iter_lines, iter_sse
-from .statuses import error_fields, error_for, retry_after
+from .statuses import error_for, retry_after
 from .stream import iter_completion_events, iter_events
 
 __all__ = ["ChatRequest", "EventStream", "OpenRouterClient"]
@@ -53,12 +51,9 @@ _RETRY_STATUSES = frozenset({408, 429, 502, 503})
 # Longer waits are not worth blocking a notebook cell for (openai-python uses 60 s too).
 _MAX_RETRY_AFTER = 60.0
 _WRITE_TIMEOUT = 60.0
-_SSE = "text/event-stream"
-_JSON = "application/json"
+_SSE = wire.SSE
+_JSON = wire.JSON
 _DROPPED = "The connection dropped before the answer finished; what arrived is kept."
-# What can go into an HTTP header; anything else would make httpx raise an error that
-# could quote the key.
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -214,25 +209,10 @@ class OpenRouterClient:
 
     def _key(self) -> str:
         """The API key, checked before any I/O; it goes only into the Authorization header."""
-        secret = self.settings.api_key
-        if secret is None or not secret:
-            raise MissingKeyError()
-        key = secret.reveal()
-        if not _HEADER_SAFE.fullmatch(key):
-            raise ConfigError(
-                "The API key contains a character that cannot be sent (a space, quote or "
-                "non-ASCII letter?). Check OPENROUTER_API_KEY."
-            )
-        return key
+        return wire.api_key(self.settings)
 
     def _headers(self, key: str, accept: str, has_body: bool) -> dict[str, str]:
-
-        headers = {"Accept": accept, "User-Agent": f"ormagic/{__version__}"}
-        if has_body:
-            headers["Content-Type"] = _JSON
-        headers.update(self.settings.headers())
-        headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return wire.request_headers(self.settings, key, accept, has_body)
 
     def _build(
         self,
@@ -252,9 +232,7 @@ class OpenRouterClient:
             raise self._bad_url() from exc
 
     def _bad_url(self) -> ConfigError:
-        return ConfigError(
-            f"{self.settings.base_url!r} is not a usable http(s) URL. Check OPENROUTER_BASE_URL."
-        )
+        return wire.bad_url(self.settings)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         """Send, retrying connection failures and transient statuses (§6.2).
@@ -299,26 +277,10 @@ class OpenRouterClient:
         return after if after <= _MAX_RETRY_AFTER else None
 
     def _connect_error(self, exc: httpx.TransportError) -> TransportError:
-        if isinstance(exc, httpx.TimeoutException):
-            return TimeoutError_(
-                f"Could not reach {self._base()}: no answer within "
-                f"{self.settings.connect_timeout:g} s. Check your network or OPENROUTER_BASE_URL."
-            )
-        return TransportError(
-            f"Could not reach {self._base()}: {_reason(exc)}. "
-            "Check your network or OPENROUTER_BASE_URL."
-        )
+        return wire.connect_error(self.settings, exc)
 
     def _request_error(self, exc: httpx.TransportError) -> ConfigError | TransportError:
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return self._bad_url()
-        if isinstance(exc, httpx.TimeoutException):
-            return TimeoutError_(
-                f"{self._base()} did not answer within {self.settings.read_timeout:g} s. Try again."
-            )
-        return TransportError(
-            f"The connection to {self._base()} failed: {_reason(exc)}. Try again."
-        )
+        return wire.request_error(self.settings, exc)
 
     # -- responses ------------------------------------------------------------------------
 
@@ -344,10 +306,9 @@ class OpenRouterClient:
         body = self._read_json(response)
         if not isinstance(body, dict):
             raise ProtocolError(f"{self._base()} answered with JSON that is not an object.")
-        if body.get("error"):
-            code = error_fields(body).get("code")
-            status = code if isinstance(code, int) and 400 <= code <= 599 else 0
-            raise error_for(status or response.status_code, body, response)
+        error = wire.body_error(body, response)
+        if error is not None:
+            raise error
         return iter_completion_events(body, generation_id=generation_id)
 
     def _read(self, response: httpx.Response) -> bytes:
@@ -492,5 +453,4 @@ def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[byte
         raise ProtocolError(f"The response could not be decoded ({exc}).") from exc
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc).rstrip(".") or type(exc).__name__
+_reason = wire.reason

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.hooks import set_publisher_factory
 from ..context.capture import uninstall
 from ..engine.engine import default_engine, set_default_engine
+from .display import JupyterPublisher
 from .magic import ChatMagics
 
 __all__ = ["load", "unload"]
@@ -27,6 +29,8 @@ def load(shell: Any) -> None:
     shell.register_magics(magics)
     magics.start_recording()  # IPython < 9.1 keeps no printed output of cells
     magics.engine.notebook = magics.notebook()
+    if getattr(shell, "kernel", None) is not None:  # ormagic.map draws its progress bar
+        set_publisher_factory(JupyterPublisher)
     _magics = magics
 
 
@@ -34,6 +38,7 @@ def unload(shell: Any) -> None:
     """Stop recording output, close the HTTP client and forget the session's engine."""
     global _magics
     uninstall(shell)
+    set_publisher_factory(None)
     if _magics is not None:
         _magics.engine.close()
         _magics.engine.notebook = None

@@ -38,6 +38,7 @@ from ..render.views import NotebookView, TerminalView
 from ..view import View
 from . import commands, side_by_side
 from .display import JupyterPublisher
+from .each import check_each_flags, run_each
 from .notebook import ShellNotebook, cell_id, format_error, shell_writers
 
 __all__ = ["SETTINGS", "ChatMagics"]
@@ -259,6 +260,27 @@ class ChatMagics(Magics):
     @argument(
         "--no-tools", action="store_true", help="Do not let the model call tools for this cell."
     )
+    # -- one prompt over every row (ormagic.map): jupyter/each.py --------------------------
+    @argument(
+        "--each",
+        metavar="NAME",
+        help="Ask the cell (a template: {item}, {index} or column names) of every row of "
+        "the list, Series or DataFrame NAME; the answers go to -o VAR (default answers).",
+    )
+    @argument("--concurrency", type=int, metavar="N", help="With --each: requests in flight.")
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="With --each: structured output; NAME holds a JSON Schema, a mapping of field to "
+        "type, or a pydantic model.",
+    )
+    @argument("--no-cache", action="store_true", help="With --each: do not use the answer cache.")
+    @argument(
+        "--deferred",
+        action="store_true",
+        help="With --each: OpenRouter's batch endpoint (about half price, within 24 hours); "
+        "run the cell again to fetch the answers.",
+    )
     @cell_magic("chat")  # type: ignore[arg-type]  # IPython types the decorator loosely
     def chat(self, line: str, cell: str) -> None:
         """Ask a model; the cell body is the prompt. The next %%chat continues the conversation.
@@ -275,7 +297,11 @@ class ChatMagics(Magics):
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o/--out needs a variable name, not {args.out!r}.")
-        if args.model is not None and len(args.model) > 1:
+        check_each_flags(args)
+        if args.each is not None:  # one prompt over every row
+            run_each(self, args, cell)
+            return
+        if args.model is not None and len(args.model) > 1:  # several models, side by side
             self._side_by_side(args, cell)
             return
         view = self._view(args)

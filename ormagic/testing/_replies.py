@@ -8,6 +8,7 @@ A test scripts answers with :class:`StreamReply`, :class:`ErrorReply` and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -121,6 +122,7 @@ class RecordedRequest:
     raw_body: bytes = b""
     started: float = 0.0  # time.monotonic() when the request had been read
     ended: float | None = None  # time.monotonic() when its answer ended (None: still going)
+    received_at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 def content_text(content: Any) -> str:

@@ -47,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ._batches import BATCHES_PATH, FakeBatches, default_answer
 from ._catalogue import (
     default_key_info,
     default_models,
@@ -63,7 +64,6 @@ from ._replies import (
     Reply,
     StreamReply,
     ToolCall,
-    default_reply,
     request_messages,
 )
 from ._tools import check_tool_history
@@ -95,6 +95,9 @@ _ENDPOINTS_PATH = re.compile(rf"{re.escape(API_PREFIX)}/models/([^/]+)/([^/]+)/e
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # a real server's accept queue: socketserver's default of 5 resets connections when a
+    # batch opens dozens at once
+    request_queue_size = 128
     block_on_close = False  # FakeOpenRouter.stop joins the handler threads itself
     fake: FakeOpenRouter
 
@@ -330,7 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:  # what OpenRouter (or DeepSeek behind it) answers
             self._send_json(400, error_body(problem, 400))
             return
-        reply = self.fake._next_reply(model) or default_reply(messages, model)
+        if self.fake.latency and not self._pause(self.fake.latency):
+            self._client_left(record)
+            return
+        reply = self.fake._next_reply(model) or self.fake._answer(record.body, model)
         answer_now = record.body.get("tool_choice") == "none"  # no tool calls allowed
         if isinstance(reply, StreamReply) and reply.tool_calls and answer_now:
             reply = dataclasses.replace(reply, tool_calls=[])
@@ -477,6 +483,18 @@ class _Handler(BaseHTTPRequestHandler):
         message = "Only management keys can fetch credits"
         self._send_json(403, error_body(message, 403))
 
+    # ---- the batch endpoint (ormagic/testing/_batches.py)
+
+    def _create_batch(self, record: RecordedRequest) -> None:
+        status, body = self.fake.batches.create(record.body, record.raw_body)
+        self._send_json(status, body)
+
+    def _poll_batch(self, record: RecordedRequest) -> None:
+        batch_id = record.path[len(BATCHES_PATH) + 1 :]
+        prices = self.fake._prices
+        status, body = self.fake.batches.poll(batch_id, self.fake._answer, prices)
+        self._send_json(status, body)
+
 
 _Route = tuple[bool, Callable[[_Handler, RecordedRequest], None]]
 _ROUTES: dict[tuple[str, str], _Route] = {
@@ -485,6 +503,7 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("GET", f"{API_PREFIX}/key"): (True, _Handler._key),
     ("GET", f"{API_PREFIX}/generation"): (True, _Handler._generation),
     ("GET", f"{API_PREFIX}/credits"): (True, _Handler._credits),
+    ("POST", BATCHES_PATH): (True, _Handler._create_batch),
 }
 
 
@@ -493,7 +512,15 @@ def _route_for(method: str, path: str) -> _Route | None:
     route = _ROUTES.get((method, path))
     if route is None and method == "GET" and _ENDPOINTS_PATH.fullmatch(path):
         return (False, _Handler._endpoints)  # public, like /models
-    return route
+    return route or _batch_route(method, path)
+
+
+def _batch_route(method: str, path: str) -> _Route | None:
+    """``GET /api/beta/batches/:id`` (the one route with a parameter)."""
+    tail = path[len(BATCHES_PATH) + 1 :] if path.startswith(BATCHES_PATH + "/") else ""
+    if method == "GET" and tail and "/" not in tail:
+        return (True, _Handler._poll_batch)
+    return None
 
 
 # --------------------------------------------------------------------------- server
@@ -511,6 +538,12 @@ class FakeOpenRouter:
     ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
     function that receives one line per request; ``None`` is silent).
+
+    For batches of rows: ``latency`` (seconds every chat request waits before its answer
+    begins), ``respond`` (a function of the request body that returns the reply for it, or
+    None for the default; consulted after the scripted queue, so a row can be failed by
+    its content whatever order rows arrive in) and ``batches`` (the batch endpoint's jobs
+    and knobs, :class:`~ormagic.testing._batches.FakeBatches`).
     """
 
     def __init__(
@@ -531,6 +564,9 @@ class FakeOpenRouter:
         self.models_delay = 0.0
         self.fallback: Reply | None = None
         self.log: Callable[[str], None] | None = None
+        self.latency = 0.0
+        self.respond: Callable[[dict[str, Any]], Reply | None] | None = None
+        self.batches = FakeBatches()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
@@ -636,6 +672,7 @@ class FakeOpenRouter:
             self._requests.clear()
             self._generations.clear()
             self._polls.clear()
+        self.batches.reset()
 
     # ---- called by the handler threads
 
@@ -673,6 +710,14 @@ class FakeOpenRouter:
         """How many chat requests overlapped with one that saw these counts on arrival."""
         with self._lock:
             return in_flight_then + self._arrived - arrived_then
+
+    def _answer(self, body: dict[str, Any], model: str) -> Reply:
+        """The reply for a request nobody scripted: ``respond``'s, else the default."""
+        reply = self.respond(body) if self.respond is not None else None
+        return reply if reply is not None else default_answer(body, model)
+
+    def _prices(self, model: str) -> tuple[float, float]:
+        return model_prices(self.models, model)
 
     def _usage_for(self, record: RecordedRequest, reply: StreamReply, model: str) -> dict[str, Any]:
         return reply_usage(request_messages(record.body), reply, model_prices(self.models, model))

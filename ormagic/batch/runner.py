@@ -1,0 +1,256 @@
+"""Rows in flight: send each distinct prompt, retry what is worth retrying, record the rest.
+
+Runs on the batch's asyncio loop. A pool of ``concurrency`` workers takes rows in order;
+each request waits for a slot of the :class:`~ormagic.batch.limiter.AdaptiveLimit`. What
+happens to a failed request:
+
+- 429: the whole batch slows down (the limit halves, everyone waits for ``Retry-After``),
+  and the row tries again, up to ``max_rate_limited`` times;
+- 5xx, 408, timeouts, dropped connections, an error inside a 200 answer: the row tries
+  again after a backoff, up to ``max_retries`` times;
+- 401, 402, 404 (bad key, no credits, no such model or no provider for the parameters):
+  every row would fail the same way, so the batch stops;
+- anything else (400, 403 moderation, 413): the row is recorded as failed, the batch goes on.
+
+An answer that does not match the schema gets one more try, with the validation error;
+then the row fails with the reason. Every row ends as a :class:`RowResult`, never as an
+exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client.aio import AsyncChatClient, Completion
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    PaymentRequiredError,
+    ProtocolError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+)
+from ..formatting import format_cost
+from .limiter import AdaptiveLimit
+from .pricing import Prices
+from .report import BatchStats, RowResult
+from .schema import Schema, SchemaMismatch
+
+__all__ = ["Budget", "Policy", "RowRunner", "RowTask"]
+
+_RETRYABLE = (ServerError, RequestTimeoutError, TransportError, ProtocolError)
+_FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
+_CORRECTION = (
+    "That answer does not match the JSON schema: {problem}. Answer again with only a JSON "
+    "object that matches the schema."
+)
+
+
+@dataclass
+class RowTask:
+    """One distinct request of the batch (rows with the same prompt share one)."""
+
+    key: str
+    body: dict[str, Any]
+    label: Any
+    prompt_tokens: int = 0  # estimated
+    rows: int = 1  # input rows that share this prompt
+    estimate: float = 0.0  # dollars held against the budget while it is in flight
+
+
+@dataclass(frozen=True)
+class Policy:
+    concurrency: int = 8
+    max_retries: int = 2
+    max_rate_limited: int = 10
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    max_pause: float = 600.0
+
+
+@dataclass
+class Budget:
+    """Dollars the batch may spend: what was spent, plus estimates of what is in flight."""
+
+    cap: float | None
+    spent: float = 0.0
+    reserved: float = 0.0
+
+    def admit(self, estimate: float) -> bool:
+        if self.cap is not None and self.spent + self.reserved + estimate > self.cap:
+            return False
+        self.reserved += estimate
+        return True
+
+    def settle(self, estimate: float, cost: float | None) -> None:
+        self.reserved -= estimate
+        self.spent += cost or 0.0
+
+
+@dataclass
+class RowRunner:
+    """Sends rows on one loop; ``stop_reason`` says why it stopped early, if it did."""
+
+    client: AsyncChatClient
+    stats: BatchStats
+    budget: Budget
+    prices: Prices = field(default_factory=Prices)
+    schema: Schema | None = None
+    policy: Policy = field(default_factory=Policy)
+    on_answer: Callable[[RowTask, RowResult], None] | None = None
+    clock: Callable[[], float] = time.monotonic
+    stop_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        p = self.policy
+        self.limiter = AdaptiveLimit(p.concurrency, max_pause=p.max_pause, clock=self.clock)
+
+    async def run(self, tasks: Sequence[RowTask], results: dict[str, RowResult]) -> None:
+        """Run ``tasks`` (in order, ``concurrency`` at a time) into ``results`` by key."""
+        queue = iter(tasks)
+        workers = [
+            asyncio.ensure_future(self._worker(queue, results))
+            for _ in range(min(self.policy.concurrency, len(tasks)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    async def _worker(self, queue: Iterator[RowTask], results: dict[str, RowResult]) -> None:
+        for task in queue:
+            if self.stop_reason is not None:
+                return
+            if not self.budget.admit(task.estimate):
+                self.stop(f"max_cost reached ({format_cost(self.budget.cap)})")
+                return
+            result = await self._row(task)
+            self.budget.settle(task.estimate, result.cost)
+            results[task.key] = result
+            self.stats.add(result, task.rows)
+            if result.status == "ok" and self.on_answer is not None:
+                self.on_answer(task, result)
+
+    async def _row(self, task: RowTask) -> RowResult:
+        result = RowResult(status="failed")
+        started = self.clock()
+        try:
+            await self._attempts(task, result)
+        finally:
+            result.seconds = self.clock() - started
+        return result
+
+    async def _attempts(self, task: RowTask, result: RowResult) -> None:
+        body, corrected, errors, limited = task.body, False, 0, 0
+        while True:
+            try:
+                completion = await self._send(body)
+            except RateLimitError as error:
+                limited += 1
+                if limited > self.policy.max_rate_limited:
+                    result.error = str(error)
+                    return
+                continue
+            except _RETRYABLE as error:
+                errors += 1
+                if not await self._may_retry(errors, error, result):
+                    return
+                continue
+            except _FATAL as error:
+                self.stop(str(error))
+                result.error = str(error)
+                return
+            except APIError as error:
+                result.error = str(error)
+                return
+            self._account(result, completion)
+            if completion.failure is not None:
+                errors += 1
+                if not await self._may_retry(errors, completion.failure, result):
+                    return
+                continue
+            value, problem = self._value(completion)
+            if problem is None:
+                result.status, result.value = "ok", value
+                return
+            if self.schema is not None and not corrected and completion.text.strip():
+                body, corrected = _corrected(body, completion.text, problem), True
+                continue
+            result.error = problem
+            return
+
+    async def _send(self, body: Mapping[str, Any]) -> Completion:
+        """One request in a slot of the limiter; a 429 slows the whole batch down."""
+        sent_at = await self.limiter.acquire()
+        self.stats.in_flight = self.limiter.in_flight
+        try:
+            completion = await self.client.complete(body)
+        except RateLimitError as error:
+            self.limiter.rate_limited(error.retry_after, sent_at)
+            raise
+        finally:
+            self.limiter.release()
+            self.stats.in_flight = self.limiter.in_flight
+        self.limiter.succeeded()
+        return completion
+
+    async def _may_retry(self, errors: int, error: Exception, result: RowResult) -> bool:
+        """Wait before another try, or record the error when the tries are used up."""
+        if errors > self.policy.max_retries:
+            result.error = str(error)
+            return False
+        p = self.policy
+        delay = min(p.backoff_initial * 2 ** (errors - 1), p.backoff_max)
+        await asyncio.sleep(delay * (1 + random.random() * 0.25))
+        return True
+
+    def _account(self, result: RowResult, completion: Completion) -> None:
+        """Add one answer's tokens and cost (OpenRouter's, else at listed prices)."""
+        result.model = completion.model or result.model
+        usage = completion.usage
+        if usage is None:
+            return
+        result.prompt_tokens += usage.prompt_tokens
+        result.completion_tokens += usage.completion_tokens
+        cost = usage.cost
+        if cost is None:
+            cost = self.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        if cost is not None:
+            result.cost = (result.cost or 0.0) + cost
+
+    def _value(self, completion: Completion) -> tuple[Any, str | None]:
+        """The row's value, or why there is none."""
+        text = completion.text
+        if not text.strip():
+            cut = completion.finish_reason == "length"
+            return None, "empty answer" + (" (cut at max_tokens: raise it)" if cut else "")
+        if self.schema is None:
+            return text, None
+        try:
+            return self.schema.parse(text), None
+        except SchemaMismatch as mismatch:
+            return None, f"does not match the schema: {mismatch}"
+
+
+def _corrected(body: Mapping[str, Any], answer: str, problem: str) -> dict[str, Any]:
+    """The request again, with the bad answer and what is wrong with it."""
+    messages = [
+        *body["messages"],
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": _CORRECTION.format(problem=problem)},
+    ]
+    return {**body, "messages": messages}

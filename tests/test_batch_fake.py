@@ -1,0 +1,410 @@
+"""ormagic.map against the loopback fake OpenRouter: shapes, schemas, failures, 429s, the
+price and the cap, the cache, the deferred batch endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import ormagic
+from ormagic.engine.engine import default_engine, set_default_engine
+from ormagic.errors import BudgetExceededError, ConfigError
+from ormagic.testing._replies import content_text, request_messages
+from ormagic.testing.fake_openrouter import (
+    FAKE_API_KEY,
+    ErrorReply,
+    FakeOpenRouter,
+    RecordedRequest,
+    Reply,
+    StreamReply,
+)
+
+
+@pytest.fixture
+def fake(
+    fake_env: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeOpenRouter]:
+    """The fake server, a fresh cache directory and a fresh session engine."""
+    monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path / "cache"))
+    set_default_engine(None)
+    yield fake_env
+    set_default_engine(None)
+
+
+def prompt_of(body: Any) -> str:
+    return content_text(request_messages(body)[-1]["content"])
+
+
+def echo(
+    prefix: str = "re: ", delays: dict[str, float] | None = None
+) -> Callable[[dict[str, Any]], Reply]:
+    """Answer each row with its own prompt (so answers can be matched to rows)."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        prompt = prompt_of(body)
+        return StreamReply(text=prefix + prompt, delay=(delays or {}).get(prompt, 0.0))
+
+    return respond
+
+
+def prompts(requests: list[RecordedRequest]) -> list[str]:
+    return [prompt_of(r.body) for r in requests]
+
+
+# -- shapes ----------------------------------------------------------------------------------
+
+
+def test_a_list_comes_back_as_a_list_in_row_order(fake: FakeOpenRouter) -> None:
+    # the first row answers last: order comes from the rows, not from the answers
+    fake.respond = echo(delays={"Label b": 0.3, "Label a": 0.1})
+    result = ormagic.map("Label {item}", ["b", "a", "c"], max_tokens=30, progress=False)
+    assert result == ["re: Label b", "re: Label a", "re: Label c"]
+    body = fake.chat_requests()[0].body
+    assert body["stream"] is False
+    assert body["max_tokens"] == 30
+    assert body["model"] == "deepseek/deepseek-v4-flash"
+    assert "session_id" not in body and "response_format" not in body
+
+
+def test_a_series_comes_back_aligned_on_its_index(fake: FakeOpenRouter) -> None:
+    fake.respond = echo()
+    series = pd.Series(["tea", "coffee", "water"], index=["z", "x", "y"])
+    result = ormagic.map("{index}: {item}", series, max_tokens=30, progress=False)
+    assert result.index.tolist() == ["z", "x", "y"]
+    assert result.to_dict() == {"z": "re: z: tea", "x": "re: x: coffee", "y": "re: y: water"}
+
+
+def test_a_dataframe_fills_the_template_from_its_columns(fake: FakeOpenRouter) -> None:
+    fake.respond = echo()
+    frame = pd.DataFrame({"name": ["Ann", "Bo"], "food": ["figs", "kale"]}, index=[10, 5])
+    result = ormagic.map(
+        "{name} likes {food}", frame, max_tokens=30, system="Be brief.", progress=False
+    )
+    assert result.to_dict() == {10: "re: Ann likes figs", 5: "re: Bo likes kale"}
+    assert fake.chat_requests()[0].body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_a_missing_field_is_refused_before_anything_is_sent(fake: FakeOpenRouter) -> None:
+    frame = pd.DataFrame({"text": ["a"]})
+    with pytest.raises(ConfigError) as caught:
+        ormagic.map("Label {review}", frame, max_tokens=30, progress=False)
+    assert str(caught.value) == (
+        "The template uses {review}, which the rows do not have; they have: text, index."
+    )
+    assert fake.chat_requests() == []
+
+
+# -- structured output ---------------------------------------------------------------------
+
+
+def test_schema_answers_become_columns(fake: FakeOpenRouter) -> None:
+    answers = {
+        "Rate: great": {"label": "pos", "score": 0.9},
+        "Rate: awful": {"label": "neg", "score": 0.1},
+    }
+    fake.respond = lambda body: StreamReply(text=json.dumps(answers[prompt_of(body)]))
+    frame = pd.DataFrame({"review": ["great", "awful"]}, index=["r1", "r2"])
+    result = ormagic.map(
+        "Rate: {review}",
+        frame,
+        schema={"label": str, "score": float},
+        max_tokens=50,
+        progress=False,
+    )
+    assert result.columns.tolist() == ["label", "score"]
+    assert result.to_dict("index") == {
+        "r1": {"label": "pos", "score": 0.9},
+        "r2": {"label": "neg", "score": 0.1},
+    }
+    assert str(result["score"].dtype) == "float64"
+    body = fake.chat_requests()[0].body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert body["provider"] == {"require_parameters": True}
+
+
+def test_a_mismatch_is_retried_once_with_the_reason_then_the_row_fails(
+    fake: FakeOpenRouter,
+) -> None:
+    tries: Counter[str] = Counter()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        prompt = request_messages(body)[0]["content"]
+        tries[prompt] += 1
+        if prompt == "Rate: stubborn" or tries[prompt] == 1:
+            return StreamReply(text='{"label": 3}')
+        return StreamReply(text='{"label": "fixed"}')
+
+    fake.respond = respond
+    result = ormagic.map(
+        "Rate: {item}", ["stubborn", "learns"], schema={"label": str}, max_tokens=50, progress=False
+    )
+    assert result == [None, {"label": "fixed"}]
+    report = ormagic.batch_report()
+    assert [r["status"] for r in report] == ["failed", "ok"]
+    assert report[0]["error"] == "does not match the schema: label: 3 is not of type 'string'"
+    assert tries == {"Rate: stubborn": 2, "Rate: learns": 2}
+    retry = next(r.body for r in fake.chat_requests() if len(r.body["messages"]) == 3)
+    assert retry["messages"][1] == {"role": "assistant", "content": '{"label": 3}'}
+    assert "label: 3 is not of type 'string'" in retry["messages"][2]["content"]
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_failed_rows_are_recorded_and_the_batch_goes_on(fake: FakeOpenRouter) -> None:
+    ormagic.configure(max_retries=1)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        prompt = prompt_of(body)
+        if prompt == "Label boom":
+            return ErrorReply(502, "Provider returned error")
+        if prompt == "Label bad":
+            return ErrorReply(400, "Invalid thing")
+        return StreamReply(text="fine")
+
+    fake.respond = respond
+    result = ormagic.map(
+        "Label {item}", ["ok1", "boom", "bad", "ok2"], max_tokens=20, progress=False
+    )
+    assert result == ["fine", None, None, "fine"]
+    report = ormagic.batch_report()
+    assert [r["status"] for r in report] == ["ok", "failed", "failed", "ok"]
+    assert report[1]["error"] == (
+        "OpenRouter error 502: Provider returned error. Try again or choose another model."
+    )
+    assert report[2]["error"] == "Bad request: Invalid thing. Check the model id and options."
+    sent = Counter(prompts(fake.chat_requests()))
+    assert sent == {"Label ok1": 1, "Label boom": 2, "Label bad": 1, "Label ok2": 1}
+
+
+def test_a_bad_key_stops_the_whole_batch(
+    fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-wrong")
+    set_default_engine(None)
+    result = ormagic.map(
+        "Label {item}", list("abcdefgh"), max_tokens=20, concurrency=2, progress=False
+    )
+    assert result == [None] * 8
+    report = ormagic.batch_report()
+    assert (
+        report[0]["error"]
+        == "OpenRouter rejected the API key (User not found.). Check OPENROUTER_API_KEY."
+    )
+    assert {r["status"] for r in report[2:]} == {"skipped"}
+    assert len(fake.chat_requests()) == 2  # the two in flight; nothing after
+
+
+def test_a_429_burst_pauses_the_batch_for_retry_after(fake: FakeOpenRouter) -> None:
+    # the two requests in flight at first both get a 429 (the queue answers first)
+    fake.enqueue(
+        ErrorReply(429, "Rate limit exceeded", retry_after="1"),
+        ErrorReply(429, "Rate limit exceeded", retry_after="1"),
+    )
+    fake.respond = echo()
+    rows = [f"r{i}" for i in range(6)]
+    result = ormagic.map("{item}", rows, max_tokens=20, concurrency=2, progress=False)
+    assert result == [f"re: {row}" for row in rows]
+    assert [r["status"] for r in ormagic.batch_report()] == ["ok"] * 6  # 429s are not failures
+    requests = sorted(fake.chat_requests(), key=lambda r: r.received_at)
+    assert len(requests) == 8
+    limited, after = requests[:2], requests[2:]
+    # nothing was sent until Retry-After had passed since the 429s
+    assert min(r.received_at for r in after) - max(r.received_at for r in limited) >= 1.0
+    assert sorted(prompts(limited)) == ["r0", "r1"]
+    assert sorted(prompts(after)) == rows  # each row once more: r0 and r1 tried again
+
+
+# -- price and cap -------------------------------------------------------------------------
+
+
+def test_over_budget_nothing_is_sent_and_one_line_says_why(fake: FakeOpenRouter) -> None:
+    with pytest.raises(BudgetExceededError) as caught:
+        ormagic.map(
+            "Label {item}", ["a", "b", "c"], max_tokens=1000, max_cost=0.000001, progress=False
+        )
+    message = str(caught.value)
+    assert message.startswith("Not sent: 3 requests would cost about $0.000")
+    assert (
+        "at listed prices (up to 1,000 output tokens each), over the budget of $0.000001."
+        in message
+    )
+    assert message.endswith(
+        "Raise it with max_cost=… (or %config ChatMagics.max_cost = …), or lower max_tokens."
+    )
+    assert fake.chat_requests() == []
+
+
+def test_the_sessions_max_cost_is_the_default_budget(fake: FakeOpenRouter) -> None:
+    ormagic.configure(max_cost=0.000001)
+    with pytest.raises(BudgetExceededError, match=r"over the budget of \$0\.000001"):
+        ormagic.map("Label {item}", ["a", "b"], max_tokens=1000, progress=False)
+    assert fake.chat_requests() == []
+
+
+def test_the_cost_line_comes_before_the_answers(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    ormagic.map("Label {item}", ["a", "b", "a"], max_tokens=100, max_cost=1.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("3 rows · 2 to send (1 repeated) · ~")
+    assert "out (≤ 100 a row: max_tokens) · ~$0.0000" in lines[0]
+    assert lines[0].endswith("deferred · budget $1.00")
+    assert lines[1].startswith("3 rows · 1 cached · ")
+    assert len(fake.chat_requests()) == 2  # a repeated prompt is asked once
+
+
+def test_the_output_is_estimated_from_a_sample_when_max_tokens_is_not_given(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    rows = [f"row {i}" for i in range(8)]
+    ormagic.map("{item}", rows, progress=False)
+    assert "a row from a sample of 5 rows) · " in capsys.readouterr().err
+    first = sorted(fake.chat_requests(), key=lambda r: r.received_at)[:5]
+    assert sorted(prompts(first)) == rows[:5]
+    assert fake.chat_requests()[0].body["max_tokens"] == 16384
+
+
+def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "cost": 0.001}
+    fake.respond = lambda body: StreamReply(text="label", usage=usage)
+    rows = [f"r{i}" for i in range(10)]
+    result = ormagic.map(
+        "{item}", rows, max_tokens=5, max_cost=0.0035, concurrency=1, progress=False
+    )
+    # a row goes out while what was spent plus its estimate fits: 3 rows spent $0.003, the
+    # 4th's estimate (a few millionths) still fit, after it $0.004 leaves no room
+    assert result == ["label"] * 4 + [None] * 6
+    report = ormagic.batch_report()
+    assert [r["status"] for r in report] == ["ok"] * 4 + ["skipped"] * 6
+    assert report[4]["error"] == "not sent: max_cost reached ($0.0035)"
+    assert len(fake.chat_requests()) == 4
+    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(0.004)
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+
+def test_a_rerun_sends_only_the_rows_it_has_not_seen(fake: FakeOpenRouter) -> None:
+    broken = {"Label c"}
+    fake.respond = lambda body: (
+        ErrorReply(400, "Try later")
+        if prompt_of(body) in broken
+        else StreamReply(text="ok " + prompt_of(body))
+    )
+    first = ormagic.map("Label {item}", ["a", "b", "c"], max_tokens=20, progress=False)
+    assert first == ["ok Label a", "ok Label b", None]
+    broken.clear()
+    fake.reset()
+    second = ormagic.map("Label {item}", ["a", "b", "c", "d", "e"], max_tokens=20, progress=False)
+    assert second == [f"ok Label {x}" for x in "abcde"]
+    assert sorted(prompts(fake.chat_requests())) == ["Label c", "Label d", "Label e"]
+    report = ormagic.batch_report()
+    assert [r["status"] for r in report] == ["cached", "cached", "ok", "ok", "ok"]
+    assert report[0]["cost"] == 0.0
+    # anything that shapes the answer is a different question
+    fake.reset()
+    ormagic.map("Label {item}", ["a"], max_tokens=21, progress=False)
+    assert len(fake.chat_requests()) == 1
+
+
+def test_without_the_cache_everything_is_sent_and_nothing_kept(
+    fake: FakeOpenRouter, tmp_path: Path
+) -> None:
+    fake.respond = echo()
+    for _ in range(2):
+        ormagic.map("{item}", ["a", "b"], max_tokens=20, cache=False, progress=False)
+    assert len(fake.chat_requests()) == 4
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_cache_file_never_holds_the_key(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    fake.respond = echo()
+    ormagic.map("Secret-free {item}", ["a", "b"], max_tokens=20, progress=False)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir())
+    assert b"re: Secret-free a" in stored
+    assert FAKE_API_KEY.encode() not in stored and b'Secret-free a"' not in stored
+
+
+# -- deferred: OpenRouter's batch endpoint ----------------------------------------------------
+
+
+def test_deferred_rows_go_to_the_batch_endpoint_and_come_back_through_the_cache(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo("later: ")
+    rows = ["a", "b", "c"]
+    batch = ormagic.map("Label {item}", rows, max_tokens=20, deferred=True, progress=False)
+    assert batch.job_id is not None and batch.job_id.startswith("batch_")
+    assert (batch.status, batch.ready, batch.result) == ("validating", 0, [None, None, None])
+    err = capsys.readouterr().err
+    assert "deferred (~$0.0000" in err and "at listed prices)" in err
+    assert f"batch job {batch.job_id}: validating (0 of 3 done)" in err
+    [post] = [r for r in fake.requests if r.path == "/api/beta/batches"]
+    assert list(json.loads(post.raw_body)) == ["endpoint", "model", "requests"]
+    assert post.body["endpoint"] == "/v1/chat/completions"
+    assert post.body["model"] == "deepseek/deepseek-v4-flash"
+    first = post.body["requests"][0]
+    assert first["custom_id"] == "row-0"
+    assert set(first["body"]) == {"messages", "max_tokens"}
+    assert fake.chat_requests() == []
+
+    # each poll moves the job one step: in_progress, finalizing, completed
+    assert ormagic.batch_results(batch.job_id) == [None, None, None]
+    assert ormagic.batch_results(batch.job_id) == [None, None, None]
+    assert ormagic.batch_results(batch.job_id) == [
+        "later: Label a",
+        "later: Label b",
+        "later: Label c",
+    ]
+    job_cost = fake.batches.jobs[batch.job_id].usage["cost"]
+    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(job_cost)
+
+    # re-running finds everything in the cache: nothing is submitted or sent
+    again = ormagic.map("Label {item}", rows, max_tokens=20, deferred=True, progress=False)
+    assert (again.job_id, again.status, again.result) == (
+        None,
+        "completed",
+        ["later: Label a", "later: Label b", "later: Label c"],
+    )
+    assert ormagic.map("Label {item}", rows, max_tokens=20, progress=False) == again.result
+    assert len([r for r in fake.requests if r.path == "/api/beta/batches"]) == 1
+    assert fake.chat_requests() == []
+
+
+def test_rows_a_deferred_job_failed_are_submitted_again(fake: FakeOpenRouter) -> None:
+    fake.respond = lambda body: (
+        ErrorReply(500, "upstream broke")
+        if prompt_of(body) == "Label b"
+        else StreamReply(text="done")
+    )
+    batch = ormagic.map("Label {item}", ["a", "b"], max_tokens=20, deferred=True, progress=False)
+    for _ in range(3):
+        result = ormagic.batch_results(batch.job_id)
+    assert result == ["done", None]
+    fake.respond = echo()
+    retry = ormagic.map("Label {item}", ["a", "b"], max_tokens=20, deferred=True, progress=False)
+    assert retry.job_id != batch.job_id and retry.ready == 1
+    [_, second] = [r for r in fake.requests if r.path == "/api/beta/batches"]
+    assert [item["custom_id"] for item in second.body["requests"]] == ["row-0"]
+    assert prompt_of(second.body["requests"][0]["body"]) == "Label b"
+
+
+def test_a_job_that_expired_leaves_its_rows_to_be_sent_again(fake: FakeOpenRouter) -> None:
+    fake.batches.end_with = "expired"
+    batch = ormagic.map("Label {item}", ["a"], max_tokens=20, deferred=True, progress=False)
+    for _ in range(3):
+        ormagic.batch_results(batch.job_id)
+    fake.batches.end_with = "completed"
+    again = ormagic.map("Label {item}", ["a"], max_tokens=20, deferred=True, progress=False)
+    assert again.job_id is not None and again.job_id != batch.job_id
