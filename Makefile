@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 IPY8   ?= .venv-ipython8
 
-.PHONY: setup test test-ipython8 quickstart fake-server bench lint
+.PHONY: setup test test-ipython8 quickstart notebooks fake-server bench lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-ipython8: $(IPY8)/.installed
 
 quickstart: setup
 	$(BIN)/python scripts/quickstart.py
+
+# run the three shipped notebooks against the fake server and save their outputs
+notebooks: setup
+	$(BIN)/python scripts/notebooks.py --write
 
 fake-server: setup
 	$(BIN)/python -m ormagic.testing.fake_openrouter --port 8765

@@ -44,12 +44,12 @@ def main() -> int:
     if os.environ.get("OPENROUTER_API_KEY", "").strip():
         base = os.environ.get("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
         return run(f"Running {SOURCE.name} against {base} (OPENROUTER_API_KEY is set).")
-    with FakeOpenRouter() as fake:
+    with FakeOpenRouter(demo=True) as fake:
         os.environ["OPENROUTER_API_KEY"] = fake.api_key
         os.environ["OPENROUTER_BASE_URL"] = fake.base_url
         return run(
             "OPENROUTER_API_KEY is not set: running OFFLINE against ormagic's fake OpenRouter "
-            f"server at {fake.base_url} (canned answers, no cost).\n"
+            f"server at {fake.base_url} (scripted answers, no cost).\n"
             "Set OPENROUTER_API_KEY and run `make quickstart` again to ask a real model."
         )
 

@@ -67,6 +67,7 @@ from ._replies import (
     request_messages,
 )
 from ._tools import check_tool_history
+from .demo import demo_reply
 
 __all__ = [
     "FAKE_API_KEY",
@@ -553,6 +554,7 @@ class FakeOpenRouter:
         host: str = "127.0.0.1",
         port: int = 0,
         models: list[dict[str, Any]] | None = None,
+        demo: bool = False,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -565,7 +567,8 @@ class FakeOpenRouter:
         self.fallback: Reply | None = None
         self.log: Callable[[str], None] | None = None
         self.latency = 0.0
-        self.respond: Callable[[dict[str, Any]], Reply | None] | None = None
+        # demo: the scripted answers of the shipped notebooks (testing/demo.py)
+        self.respond: Callable[[dict[str, Any]], Reply | None] | None = demo_reply if demo else None
         self.batches = FakeBatches()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -776,9 +779,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument("--key", default=FAKE_API_KEY, help="the API key it accepts")
+    parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="answer every question with the same echo (default: the shipped notebooks' "
+        "scripted answers, echo for anything else)",
+    )
     args = parser.parse_args(argv)
     stop_on_signals()
-    fake = FakeOpenRouter(api_key=args.key, port=args.port)
+    fake = FakeOpenRouter(api_key=args.key, port=args.port, demo=not args.echo)
     fake.log = lambda line: print(line, file=sys.stderr, flush=True)
     with fake:
         print(f"export OPENROUTER_BASE_URL={fake.base_url}")
