@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 IPY8   ?= .venv-ipython8
 
-.PHONY: setup test test-ipython8 quickstart notebooks fake-server bench lint
+.PHONY: setup test test-ipython8 browser-deps quickstart notebooks fake-server bench lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ setup: $(VENV)/.installed
 
 test: setup
 	$(BIN)/python scripts/run_tests.py
+
+# The browser tests need JupyterLab, Notebook 7 and Playwright (pip) and Debian's chromium
+# (apt: Playwright cannot download a browser here). Without them, tests/test_browser.py is
+# skipped and says why; CI runs this first.
+browser-deps: setup
+	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
+	test -x /usr/bin/chromium || apt-get install -y -q chromium \
+		|| (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "Could not install chromium: the browser tests will be skipped."
 
 # IPython < 9.1 keeps no printed output: ormagic records it itself, and this exercises that.
 $(IPY8)/.installed: pyproject.toml

@@ -81,18 +81,21 @@ class JupyterServer:
         self.port = _free_port()
         home = root.parent / f"{app}-home"
         settings = home / "lab-settings"
-        # no "news" notification, no update check: a quiet, reproducible frontend
-        notification = settings / "@jupyterlab" / "apputils-extension"
-        notification.mkdir(parents=True, exist_ok=True)
-        (notification / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False})
-        )
+        settings.mkdir(parents=True, exist_ok=True)
+        if app == "lab":
+            # no "news" notification, no update check: a quiet, reproducible frontend
+            # (Notebook 7 has neither, and chokes on settings for a plugin it lacks)
+            notification = settings / "@jupyterlab" / "apputils-extension"
+            notification.mkdir(parents=True, exist_ok=True)
+            (notification / "notification.jupyterlab-settings").write_text(
+                json.dumps({"fetchNews": "false", "checkForUpdates": False})
+            )
         self._env = {
             **os.environ,
             **env,
             "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            **({"JUPYTERLAB_SETTINGS_DIR": str(settings)} if app == "lab" else {}),
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         }
         self.log = home / "server.log"
@@ -134,8 +137,10 @@ class JupyterServer:
             return False
 
     def notebook_url(self, name: str) -> str:
-        path = "lab/tree" if self.app == "lab" else "notebooks"
-        return f"{self.url}/{path}/{name}?token={TOKEN}"
+        if self.app == "lab":
+            # reset: JupyterLab would otherwise reopen every notebook of earlier pages
+            return f"{self.url}/lab/tree/{name}?token={TOKEN}&reset"
+        return f"{self.url}/notebooks/{name}?token={TOKEN}"
 
     def stop(self) -> None:
         if self._process is None:

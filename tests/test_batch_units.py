@@ -487,15 +487,16 @@ def test_the_notebook_bar_is_paced_and_leaves_the_summary_in_its_place(recorder:
     bar, label = box.children
     assert (bar.value, bar.max) == (454, 1000)
     assert label.value.startswith("454 / 1,000 rows")
+    stats.done = 1000 - stats.cached - stats.failed  # every row finished
     progress.finish(stats, "1,000 rows · $0.0068")
-    assert recorder.calls[-1] == (
-        "update",
-        {
-            "text/plain": "1,000 rows · $0.0068",
-            "text/html": f'<div style="{LINE_STYLE}">1,000 rows · $0.0068</div>',
-        },
-        bar_id,
-    )
+    # the bar shows the final count (however paced), then a static full bar and the
+    # summary take its place
+    assert (bar.value, bar.max) == (1000, 1000)
+    kind, summary, where = recorder.calls[-1]
+    assert (kind, where) == ("update", bar_id)
+    assert summary["text/plain"] == "1,000 rows · $0.0068"
+    assert summary["text/html"].endswith(f'<div style="{LINE_STYLE}">1,000 rows · $0.0068</div>')
+    assert 'title="100%"' in summary["text/html"] and "width:100%" in summary["text/html"]
     assert recorder.calls[0][1]["text/plain"] == "3 rows · 3 to send"
     assert model_id not in WIDGETS  # closed: nothing left to go stale
 

@@ -75,11 +75,30 @@ def progress_text(state: ProgressState) -> str:
     return " · ".join(parts)
 
 
+_BAR_TRACK = "height:6px;max-width:24em;background:#e0e0e0;border-radius:3px;margin-top:0.3em"
+_BAR_FILL = "height:100%;background:#2e7d32;border-radius:3px;"
+
+
 def _line_bundle(line: str) -> dict[str, str]:
     return {
         "text/plain": line,
         "text/html": f'<div style="{_LINE_STYLE}">{escape_text(line)}</div>',
     }
+
+
+def _finished_share(state: ProgressState) -> float:
+    finished = state.done + state.cached + state.failed
+    return min(finished / state.total, 1.0) if state.total else 1.0
+
+
+def _done_bundle(line: str, share: float) -> dict[str, str]:
+    """The summary under a static bar filled to ``share`` (plain HTML, no widget)."""
+    percent = f"{share * 100:.0f}%"
+    bar = (
+        f'<div class="ormagic-done-bar" title="{percent}" style="{_BAR_TRACK}">'
+        f'<div style="{_BAR_FILL}width:{percent}"></div></div>'
+    )
+    return {"text/plain": line, "text/html": bar + _line_bundle(line)["text/html"]}
 
 
 class NotebookProgress:
@@ -144,8 +163,12 @@ class NotebookProgress:
         self.redraws += 1
 
     def finish(self, state: ProgressState, summary: str) -> None:
-        """The summary takes the bar's place (or comes after the lines, if no bar showed)."""
-        self._replace_bar(summary)
+        """The bar shows where the batch ended (100% when every row finished), then a
+        static copy of it with the summary takes its place, so that the saved notebook
+        shows text and no widget."""
+        if self._box is not None:
+            self._draw(state, progress_text(state))  # the final count, however paced
+        self._replace_bar(summary, _finished_share(state))
         self._close_widgets()
 
     def close(self) -> None:
@@ -154,9 +177,10 @@ class NotebookProgress:
             self._replace_bar(self._shown)
         self._close_widgets()
 
-    def _replace_bar(self, line: str) -> None:
+    def _replace_bar(self, line: str, share: float | None = None) -> None:
         if self._bar_state != "none":
-            self._publisher.update(_line_bundle(line), display_id=self._display_id)
+            bundle = _line_bundle(line) if share is None else _done_bundle(line, share)
+            self._publisher.update(bundle, display_id=self._display_id)
         if self._bar_state != "shown":  # no bar, or maybe none: say it (again)
             self.say(line)
 
