@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..events import Usage
 from ..formatting import tool_line
 from .conversation import Conversation, Response, Turn
-from .resume import record
+from .resume import record, typed, usage_from
 
 if TYPE_CHECKING:
     import nbformat
@@ -376,48 +376,25 @@ def _prompt_of(user_message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _opt(value: Any, kind: type | tuple[type, ...]) -> Any:
-    """``value`` if it has the expected type (never a bool for a number), else ``None``."""
-    if isinstance(value, bool) and kind is not bool:
-        return None
-    return value if isinstance(value, kind) else None
-
-
-def _usage_from(data: Any) -> Usage | None:
-    if not isinstance(data, Mapping):
-        return None
-
-    def count(key: str) -> int:
-        return _opt(data.get(key), int) or 0
-
-    return Usage(
-        prompt_tokens=count("prompt_tokens"),
-        completion_tokens=count("completion_tokens"),
-        reasoning_tokens=count("reasoning_tokens"),
-        cached_tokens=count("cached_tokens"),
-        cost=_opt(data.get("cost"), (int, float)),
-    )
-
-
 def _turn_from(user: dict[str, Any], answer: list[dict[str, Any]], meta: Mapping[str, Any]) -> Turn:
     """A turn from its messages; the metadata, written by us, fills in the rest."""
-    prompt = _opt(meta.get("prompt"), str)
+    prompt = typed(meta.get("prompt"), str)
     response = Response(
         answer,
-        model=_opt(meta.get("model"), str),
-        provider=_opt(meta.get("provider"), str),
-        generation_id=_opt(meta.get("generation_id"), str),
-        usage=_usage_from(meta.get("usage")),
-        cost=_opt(meta.get("cost"), (int, float)),
-        elapsed=_opt(meta.get("elapsed"), (int, float)) or 0.0,
+        model=typed(meta.get("model"), str),
+        provider=typed(meta.get("provider"), str),
+        generation_id=typed(meta.get("generation_id"), str),
+        usage=usage_from(meta.get("usage")),
+        cost=typed(meta.get("cost"), (int, float)),
+        elapsed=typed(meta.get("elapsed"), (int, float)) or 0.0,
         interrupted=meta.get("interrupted") is True,
-        error=_opt(meta.get("error"), str),
+        error=typed(meta.get("error"), str),
     )
     return Turn(
         prompt if prompt is not None else _prompt_of(user),
         user,
         [response],
-        cell_id=_opt(meta.get("cell_id"), str),
+        cell_id=typed(meta.get("cell_id"), str),
     )
 
 
@@ -446,10 +423,10 @@ def load_json(path: str | os.PathLike[str], *, name: str | None = None) -> Conve
     pairs = _exchanges(where, rest, offset=0 if system is None else 1)
     metadata = _turn_metadata(where, document, len(pairs))
     if system is None:
-        system = _opt(document.get("system"), str)
-    stored_name = _opt(document.get("name"), str)
+        system = typed(document.get("system"), str)
+    stored_name = typed(document.get("name"), str)
     conversation = Conversation(name=name or stored_name or "default", system=system)
-    session_id = _opt(document.get("session_id"), str)
+    session_id = typed(document.get("session_id"), str)
     if session_id:
         conversation.session_id = session_id
     conversation.turns = [

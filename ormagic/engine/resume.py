@@ -34,6 +34,8 @@ __all__ = [
     "read_notebook",
     "record",
     "saved_ago",
+    "typed",
+    "usage_from",
 ]
 
 RECORD_FORMAT = 1
@@ -160,18 +162,21 @@ def record(
     return cleaned
 
 
-def _opt(value: Any, kind: type | tuple[type, ...]) -> Any:
+def typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """``value`` if it has the expected type (never a bool for a number), else ``None``:
+    for reading back what ormagic saved, which a file may have changed."""
     if isinstance(value, bool) and kind is not bool:
         return None
     return value if isinstance(value, kind) else None
 
 
-def _usage(data: Any) -> Usage | None:
+def usage_from(data: Any) -> Usage | None:
+    """Saved usage figures read back (missing counts are 0, a missing cost None)."""
     if not isinstance(data, Mapping):
         return None
 
     def count(key: str) -> int:
-        value = _opt(data.get(key), int)
+        value = typed(data.get(key), int)
         return value if isinstance(value, int) else 0
 
     return Usage(
@@ -179,6 +184,7 @@ def _usage(data: Any) -> Usage | None:
         completion_tokens=count("completion_tokens"),
         reasoning_tokens=count("reasoning_tokens"),
         cached_tokens=count("cached_tokens"),
+        cost=typed(data.get("cost"), (int, float)),
     )
 
 
@@ -198,16 +204,16 @@ def _messages(data: Any) -> list[dict[str, Any]]:
 def _response(saved: Mapping[str, Any]) -> Response:
     return Response(
         _expand(_messages(saved.get("messages")), saved.get("reasoning_derived")),
-        model=_opt(saved.get("model"), str),
-        requested_model=_opt(saved.get("requested_model"), str),
-        provider=_opt(saved.get("provider"), str),
-        generation_id=_opt(saved.get("generation_id"), str),
-        usage=_usage(saved.get("usage")),
-        cost=_opt(saved.get("cost"), (int, float)),
-        elapsed=_opt(saved.get("elapsed"), (int, float)) or 0.0,
+        model=typed(saved.get("model"), str),
+        requested_model=typed(saved.get("requested_model"), str),
+        provider=typed(saved.get("provider"), str),
+        generation_id=typed(saved.get("generation_id"), str),
+        usage=usage_from(saved.get("usage")),
+        cost=typed(saved.get("cost"), (int, float)),
+        elapsed=typed(saved.get("elapsed"), (int, float)) or 0.0,
         interrupted=saved.get("interrupted") is True,
-        error=_opt(saved.get("error"), str),
-        finish_reason=_opt(saved.get("finish_reason"), str),
+        error=typed(saved.get("error"), str),
+        finish_reason=typed(saved.get("finish_reason"), str),
     )
 
 
@@ -276,21 +282,21 @@ class _Reader:
     def _add(
         self, saved: Mapping[str, Any], cell: Mapping[str, Any], number: int, turns: dict[str, Turn]
     ) -> None:
-        name = _opt(saved.get("conversation"), str)
-        prompt = _opt(saved.get("prompt"), str)
+        name = typed(saved.get("conversation"), str)
+        prompt = typed(saved.get("prompt"), str)
         if not name or prompt is None:
             raise _Malformed("no conversation or prompt")
         response = _response(saved)
         turn = turns.get(name)
         if turn is None:
-            cell_id = _opt(saved.get("cell_id"), str) or _opt(cell.get("id"), str)
+            cell_id = typed(saved.get("cell_id"), str) or typed(cell.get("id"), str)
             turn = Turn(prompt, {"role": "user", "content": prompt}, [], cell_id=cell_id)
             turns[name] = turn
             conversation = self.result.conversations.get(name)
             if conversation is None:
                 conversation = self.result.conversations[name] = Conversation(name=name)
-            conversation.system = _opt(saved.get("system"), str)
-            session_id = _opt(saved.get("session_id"), str)
+            conversation.system = typed(saved.get("system"), str)
+            session_id = typed(saved.get("session_id"), str)
             if session_id:
                 conversation.session_id = session_id
             conversation.record(turn)
