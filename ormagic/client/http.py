@@ -339,7 +339,7 @@ class OpenRouterClient:
         body = self._read(response)
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(
                 f"{self._base()} answered with something that is not JSON: {body[:80]!r}"
             ) from exc
@@ -352,7 +352,7 @@ class OpenRouterClient:
             body = b""
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None  # e.g. a proxy's HTML error page: the status reason is used
         error = error_for(response.status_code, payload, response)
         if not_found is not None and isinstance(error, NotFoundError):

@@ -7,6 +7,12 @@ format is the OpenAI one, so OpenAI-compatible servers (vLLM, DeepSeek) work as 
 Every stream ends with exactly one terminal event, ``Finished`` or ``StreamFailed``, and
 nothing follows it. The usage chunk is held back and emitted just before the terminal
 event, so a stream yields at most one ``Usage`` (the last one the server sent).
+
+A stream is complete when it says so: ``[DONE]``, a ``finish_reason`` or the usage chunk
+(which OpenRouter sends last). One that just stops (a clean end of the body without any
+of them: truncated, or not a chat stream at all) ends in a ``ProtocolError``, so a cut
+answer is never recorded as a whole one; what arrived is kept either way. EOF without
+``[DONE]`` after a finish reason is tolerated (§9).
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ __all__ = ["iter_completion_events", "iter_events"]
 
 _DONE = "[DONE]"
 _SNIPPET = 80
+_TRUNCATED = (
+    "The stream ended before the answer was complete (no [DONE], no finish reason); "
+    "what arrived is kept."
+)
 
 
 def iter_events(
@@ -50,6 +60,7 @@ def iter_events(
             continue
         if item.data.strip() == _DONE:
             # Stop at once: nothing after [DONE] is read (§4.1, OR-TS).
+            state.done = True
             break
         if not item.data.strip():
             continue
@@ -62,6 +73,9 @@ def iter_events(
         if error is not None:
             yield from state.fail(error)
             return
+    if not state.complete:
+        yield from state.fail(ProtocolError(_TRUNCATED))
+        return
     yield from state.finish()
 
 
@@ -89,7 +103,7 @@ def iter_completion_events(
 def _parse_chunk(data: str) -> dict[str, Any] | ProtocolError:
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         value = None
     if isinstance(value, dict):
         return value
@@ -215,6 +229,12 @@ class _State:
     reason: str | None = None
     native_reason: str | None = None
     usage: Usage | None = None
+    done: bool = False  # [DONE] arrived
+
+    @property
+    def complete(self) -> bool:
+        """The stream said it ended: [DONE], a finish reason or the (last) usage chunk."""
+        return self.done or self.reason is not None or self.usage is not None
 
     def note(self, chunk: Mapping[str, Any]) -> StreamError | None:
         """Remember the chunk's metadata and usage; return its error, if it has one."""

@@ -42,6 +42,7 @@ from .live import (
     pre_html,
     reasoning_split,
 )
+from .highlight import stylesheet
 from .markdown import escape_text, neutralise_markdown, render_html
 from .reasoning import ReasoningPanel, reasoning_title
 
@@ -306,9 +307,13 @@ def _render_live(text: str) -> str:
 
 
 def answer_bundle(answer: str) -> dict[str, str]:
-    """The final answer: safe HTML for display, neutralised Markdown, raw text."""
+    """The final answer: safe HTML for display, neutralised Markdown, raw text.
+
+    The HTML carries the ``<style>`` its coloured code needs (see render/highlight.py).
+    """
+    html = render_html(answer)
     return {
-        "text/html": render_html(answer),
+        "text/html": stylesheet(html) + html,
         "text/markdown": neutralise_markdown(answer),
         "text/plain": answer,
     }
