@@ -1,8 +1,32 @@
-"""Small formatters for numbers a user reads: tokens, dollars, seconds."""
+"""Small formatters for what a user reads: tokens, dollars, seconds, untrusted text."""
 
 from __future__ import annotations
 
-__all__ = ["format_cost", "format_count", "format_seconds"]
+import re
+
+__all__ = ["format_cost", "format_count", "format_seconds", "printable"]
+
+# C0 controls but tab and line feed, DEL, and C1 controls (0x9B is a one-byte CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text made safe to print in a terminal or a ``text/plain`` output.
+
+    Control characters other than tab and line feed are shown, not obeyed: an escape
+    sequence from a model or a server (colours that hide text, an OSC 8 hyperlink, OSC 52
+    writing the clipboard, a carriage return that overwrites a line) becomes visible
+    text. C0 controls become their Unicode control pictures (``ESC`` -> ``␛``), DEL
+    ``␡``, C1 controls ``\\x9b``.
+    """
+    return _CONTROL.sub(_picture, text)
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else f"\\x{code:02x}"
 
 
 def format_count(n: int | None) -> str:

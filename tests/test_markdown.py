@@ -216,7 +216,8 @@ def test_coloured_code_is_about_half_the_size_it_was_with_inline_styles() -> Non
     from pygments.lexers import get_lexer_by_name
 
     code = "def mean(xs: list[float]) -> float:\n    return sum(xs) / len(xs)  # average\n" * 20
-    inline = highlight(code, get_lexer_by_name("python"), HtmlFormatter(noclasses=True, nowrap=True))
+    lexer = get_lexer_by_name("python")
+    inline = highlight(code, lexer, HtmlFormatter(noclasses=True, nowrap=True))
     html = render_html(f"```python\n{code}```\n")
     assert len(stylesheet(html) + html) < 0.6 * len(inline)
 
@@ -225,9 +226,7 @@ def test_unknown_or_missing_language_is_escaped_not_guessed() -> None:
     assert render_html("```nosuchlang\na < b\n```\n") == (
         f'{OPEN} class="language-nosuchlang">a &lt; b\n</code></pre>\n'
     )
-    assert render_html("```\ndef f(): pass\n```\n") == (
-        f"{OPEN}>def f(): pass\n</code></pre>\n"
-    )
+    assert render_html("```\ndef f(): pass\n```\n") == (f"{OPEN}>def f(): pass\n</code></pre>\n")
     assert render_html("    <b>indented</b>\n") == (
         f"{OPEN}>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n"
     )
@@ -414,10 +413,17 @@ def test_the_checks_catch_unneutralised_payloads() -> None:
         ("Hello **world**.\n", "Hello **world**.\n"),
         ("Use `a < b` and <b>x</b>\r\n", "Use `a &lt; b` and &lt;b>x&lt;/b>\n"),
         ("```python\nif a < b:\n    pass\n```\n", "```python\nif a < b:\n    pass\n```\n"),
-        ("```html\n<b>x</b>\n```\n", '<pre><code class="language-html">&lt;b>x&lt;/b>&#10;</code></pre>\n'),
+        (
+            "```html\n<b>x</b>\n```\n",
+            '<pre><code class="language-html">&lt;b>x&lt;/b>&#10;</code></pre>\n',
+        ),
         ("~~~\n```\n<i>\n```\n~~~\n", "<pre><code>```&#10;&lt;i>&#10;```&#10;</code></pre>\n"),
         ("```~~\n<i>\n```\n", "<pre><code>&lt;i>&#10;</code></pre>\n"),
-        ("```sh\necho $HOME \\\n  [x](y)\n```\n", '<pre><code class="language-sh">echo &#36;HOME &#92;&#10;  &#91;x&#93;(y)&#10;</code></pre>\n'),
+        (
+            "```sh\necho $HOME \\\n  [x](y)\n```\n",
+            '<pre><code class="language-sh">'
+            "echo &#36;HOME &#92;&#10;  &#91;x&#93;(y)&#10;</code></pre>\n",
+        ),
         ("~~~py\nx = 1 if a else 2\n~~~\n", "~~~py\nx = 1 if a else 2\n~~~\n"),
         ("```x <b>\ny\n```\n", "```x &lt;b>\ny\n```\n"),
         ("~~~x\u2028[a](javascript:b)\ny\n~~~\n", "~~~x\u2028[a](#)\ny\n~~~\n"),

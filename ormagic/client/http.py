@@ -32,11 +32,13 @@ from ..errors import (
     ConfigError,
     MissingKeyError,
     NotFoundError,
+    OrmagicError,
     ProtocolError,
+    StreamError,
     TimeoutError_,
     TransportError,
 )
-from ..events import Event
+from ..events import Event, StreamFailed
 from ..version import __version__
 from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
 from .sse import iter_lines, iter_sse
@@ -139,10 +141,14 @@ class OpenRouterClient:
         """POST the request and yield its events; raise pre-stream errors on entry."""
         key = self._key()
         content = json.dumps(request.to_json(), ensure_ascii=False).encode()
-        response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
+        with _scrubbing(key):
+            response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
         events: EventStream | None = None
         try:
-            events = EventStream(self._events(response), response.headers.get("x-generation-id"))
+            with _scrubbing(key):
+                raw = self._events(response)
+            generation_id = response.headers.get("x-generation-id")
+            events = EventStream(_scrubbed_events(raw, key), generation_id)
             yield events
         finally:
             if events is not None:
@@ -370,13 +376,14 @@ class OpenRouterClient:
     ) -> Any:
         """``GET {base}{path}`` with the chat's error mapping; the body's ``data``."""
         key = self._key()
-        response = self._send(self._build("GET", path, key, _JSON, params=params))
-        try:
-            if not response.is_success:
-                raise self._api_error(response, not_found)
-            body = self._read_json(response)
-        finally:
-            response.close()
+        with _scrubbing(key):
+            response = self._send(self._build("GET", path, key, _JSON, params=params))
+            try:
+                if not response.is_success:
+                    raise self._api_error(response, not_found)
+                body = self._read_json(response)
+            finally:
+                response.close()
         if not isinstance(body, dict) or "data" not in body:
             raise ProtocolError(f'{self._base()}{path} answered without a "data" field.')
         return body["data"]
@@ -432,6 +439,43 @@ def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[byte
         raise TransportError(_DROPPED) from exc
     except httpx.DecodingError as exc:
         raise ProtocolError(f"The response could not be decoded ({exc}).") from exc
+
+
+_REDACTED = "[REDACTED]"
+
+
+@contextlib.contextmanager
+def _scrubbing(secret: str) -> Iterator[None]:
+    """Errors raised inside never carry ``secret``: a server (or a proxy in front of it)
+    may echo the Authorization header in an error message, which would then be shown in
+    the notebook and saved with it."""
+    try:
+        yield
+    except OrmagicError as error:
+        _scrub(error, secret)
+        raise
+
+
+def _scrubbed_events(events: Iterator[Event], secret: str) -> Iterator[Event]:
+    """``events``, with the error of a ``StreamFailed`` scrubbed of ``secret``."""
+    try:
+        for event in events:
+            if isinstance(event, StreamFailed):
+                _scrub(event.error, secret)
+            yield event
+    finally:
+        if isinstance(events, Generator):
+            events.close()
+
+
+def _scrub(error: OrmagicError, secret: str) -> None:
+    if not secret or secret not in str(error.args):
+        return
+    error.args = tuple(
+        arg.replace(secret, _REDACTED) if isinstance(arg, str) else arg for arg in error.args
+    )
+    if isinstance(error, APIError | StreamError):
+        error.message = error.message.replace(secret, _REDACTED)
 
 
 def _reason(exc: Exception) -> str:

@@ -32,6 +32,7 @@ from ..context.capture import Recorder, install, uninstall
 from ..engine.engine import Engine, TurnResult
 from ..engine.options import PROVIDER_SORTS, AskOptions
 from ..errors import ConfigError, OrmagicError
+from ..formatting import printable
 from ..render.views import NotebookView, TerminalView
 from ..view import View
 from . import commands
@@ -317,10 +318,11 @@ class ChatMagics(Magics):
         self._show(reply)
 
     def _show(self, reply: commands.Reply) -> None:
+        text = printable(reply.text)  # names and answers from the network: shown, not obeyed
         if getattr(self.shell, "kernel", None) is None:
-            print(reply.text)
+            print(text)
             return
-        bundle = {"text/plain": reply.text}
+        bundle = {"text/plain": text}
         if reply.html is not None:
             bundle["text/html"] = reply.html
         JupyterPublisher().display(bundle)

@@ -3,8 +3,9 @@
 Inline styles made highlighted code about four times larger than the code, and the final
 output carries the answer three times. Here each coloured token is a ``<span class="k">``
 (only tokens whose colour differs from the text's: plain names, operators,
-punctuation and whitespace stay bare text) and the output carries one ``<style>`` with the rules for the
-classes it uses, scoped under ``.orm-code`` so it cannot restyle anything else on the page.
+punctuation and whitespace stay bare text) and the output carries one ``<style>`` with
+the rules for the classes it uses, scoped under ``.orm-code`` so it cannot restyle
+anything else on the page.
 
 Where ``<style>`` is stripped (GitHub's notebook view, an untrusted notebook in
 JupyterLab), code is still a plain ``<pre><code>`` block: readable, just uncoloured. The

@@ -162,6 +162,10 @@ class LiveBlocks:
         self._render = render
         self._split = split
         self._open = ""
+        # text appended since the last redraw: joined then, so an append costs O(1) however
+        # much arrives between two redraws (a fast server can send megabytes)
+        self._arrived: list[str] = []
+        self._arrived_chars = 0
         self._committed: list[str] = []
         self._committed_chars = 0
         self._display_id: str | None = None
@@ -173,14 +177,24 @@ class LiveBlocks:
     @property
     def pending(self) -> int:
         """Estimated characters of HTML a redraw would send: 0 when nothing changed."""
-        return int(len(self._open) * self._html_ratio) if self._dirty else 0
+        if not self._dirty:
+            return 0
+        return int((len(self._open) + self._arrived_chars) * self._html_ratio)
 
     def append(self, text: str) -> None:
-        self._open += text
+        self._arrived.append(text)
+        self._arrived_chars += len(text)
         self._dirty = True
+
+    def _take_arrived(self) -> None:
+        if self._arrived:
+            self._open += "".join(self._arrived)
+            self._arrived.clear()
+            self._arrived_chars = 0
 
     def redraw(self) -> None:
         self._dirty = False
+        self._take_arrived()
         head, tail = self._split(self._open)
         if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
             self._show(head)
@@ -201,6 +215,7 @@ class LiveBlocks:
         """Show everything committed as one output, after the caller cleared the outputs."""
         self._display_id = None
         self.outputs = 0
+        self._take_arrived()
         if self._committed:
             self._committed = ["".join(self._committed)]
             self._show(self._committed[0])
