@@ -76,6 +76,20 @@ def _escape_inline(text: str) -> str:
     return _MD_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
+# What HTML, Markdown or a math extractor could act on, and line ends: as character
+# references, the text is one line of <pre> that reads the same in every renderer that
+# shows HTML and cannot become a link, an image, math or a tag in any other reading.
+_PRE_SPECIAL = re.compile(r"[&<>\[\]$\\\n]")
+
+
+_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _inert_pre(text: str) -> str:
+    body = _PRE_SPECIAL.sub(lambda m: _NAMED.get(m.group()) or f"&#{ord(m.group())};", text)
+    return f"<pre>{body}</pre>"
+
+
 def _reasoning_text(message: Mapping[str, Any]) -> str:
     """The readable reasoning of an assistant message (``reasoning``, else its details)."""
     reasoning = message.get("reasoning")
@@ -99,8 +113,7 @@ def _answer_markdown(turn: Turn, neutralise: Callable[[str], str]) -> str:
         # Escaped text inside <details><pre> renders collapsed and cannot run script
         # (docs/jupyter-notes.md, "Security: outputs are trusted").
         blocks.append(
-            "<details><summary>Reasoning</summary>\n\n"
-            f"<pre>{html.escape(reasoning)}</pre>\n\n</details>"
+            f"<details><summary>Reasoning</summary>\n\n{_inert_pre(reasoning)}\n\n</details>"
         )
     if turn.answer:
         blocks.append(neutralise(turn.answer))
@@ -115,7 +128,7 @@ def _title_markdown(conversation: Conversation) -> str:
     title = f"# Conversation {_escape_inline(conversation.name)}"
     if not conversation.system:
         return title
-    return f"{title}\n\nSystem prompt:\n\n<pre>{html.escape(conversation.system)}</pre>"
+    return f"{title}\n\nSystem prompt:\n\n{_inert_pre(conversation.system)}"
 
 
 def _setup_source(conversation: Conversation) -> str:
