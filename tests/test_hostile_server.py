@@ -148,10 +148,13 @@ def test_a_5xx_storm_is_retried_a_bounded_number_of_times(fake: FakeOpenRouter) 
     fake.enqueue(*[ErrorReply(503, "Service Unavailable") for _ in range(20)])
     slept: list[float] = []
     settings = ClientSettings(api_key=Secret(fake.api_key), base_url=fake.base_url)
-    with OpenRouterClient(settings, sleep=slept.append) as client:
-        with pytest.raises(ServerError) as raised:
-            with client.stream_chat(ChatRequest([{"role": "user", "content": "q"}])):
-                pass
+    request = ChatRequest([{"role": "user", "content": "q"}])
+    with (
+        OpenRouterClient(settings, sleep=slept.append) as client,
+        pytest.raises(ServerError) as raised,
+        client.stream_chat(request),
+    ):
+        pass
     assert raised.value.status_code == 503
     assert len(fake.chat_requests()) == settings.max_retries + 1 == 3
     assert slept == [0.5, 1.0]  # exponential backoff, bounded by backoff_max per wait
@@ -163,11 +166,14 @@ def test_a_long_retry_after_is_not_waited_for(fake: FakeOpenRouter) -> None:
     fake.enqueue(*[ErrorReply(429, "Slow down", retry_after="3600") for _ in range(5)])
     slept: list[float] = []
     settings = ClientSettings(api_key=Secret(fake.api_key), base_url=fake.base_url)
-    with OpenRouterClient(settings, sleep=slept.append) as client:
-        with pytest.raises(OrmagicError) as raised:
-            with client.stream_chat(ChatRequest([{"role": "user", "content": "q"}])):
-                pass
-    assert "Rate limited (Slow down). Try again in 3600 s." == str(raised.value)
+    request = ChatRequest([{"role": "user", "content": "q"}])
+    with (
+        OpenRouterClient(settings, sleep=slept.append) as client,
+        pytest.raises(OrmagicError) as raised,
+        client.stream_chat(request),
+    ):
+        pass
+    assert str(raised.value) == "Rate limited (Slow down). Try again in 3600 s."
     assert slept == [] and len(fake.chat_requests()) == 1
 
 

@@ -39,6 +39,7 @@ from ..errors import (
     TransportError,
 )
 from ..events import Event, StreamFailed
+from ..formatting import printable
 from ..version import __version__
 from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
 from .sse import iter_lines, iter_sse
@@ -446,9 +447,7 @@ _REDACTED = "[REDACTED]"
 
 @contextlib.contextmanager
 def _scrubbing(secret: str) -> Iterator[None]:
-    """Errors raised inside never carry ``secret``: a server (or a proxy in front of it)
-    may echo the Authorization header in an error message, which would then be shown in
-    the notebook and saved with it."""
+    """Errors raised inside are fit to show (see :func:`_scrub`)."""
     try:
         yield
     except OrmagicError as error:
@@ -457,7 +456,7 @@ def _scrubbing(secret: str) -> Iterator[None]:
 
 
 def _scrubbed_events(events: Iterator[Event], secret: str) -> Iterator[Event]:
-    """``events``, with the error of a ``StreamFailed`` scrubbed of ``secret``."""
+    """``events``, with the error of a ``StreamFailed`` scrubbed (see :func:`_scrub`)."""
     try:
         for event in events:
             if isinstance(event, StreamFailed):
@@ -469,13 +468,45 @@ def _scrubbed_events(events: Iterator[Event], secret: str) -> Iterator[Event]:
 
 
 def _scrub(error: OrmagicError, secret: str) -> None:
-    if not secret or secret not in str(error.args):
-        return
-    error.args = tuple(
-        arg.replace(secret, _REDACTED) if isinstance(arg, str) else arg for arg in error.args
-    )
+    """Make an error that may quote the server fit to show, print and save.
+
+    A server (or a proxy in front of it) may echo the Authorization header in an error
+    message, which would then be shown in the notebook and saved with it: the key
+    becomes ``[REDACTED]``. Control characters are shown, not obeyed (the message is
+    printed in terminals).
+    """
+
+    def clean(text: str) -> str:
+        return printable(_without_secret(text, secret))
+
+    error.args = tuple(clean(arg) if isinstance(arg, str) else arg for arg in error.args)
     if isinstance(error, APIError | StreamError):
-        error.message = error.message.replace(secret, _REDACTED)
+        error.message = clean(error.message)
+
+
+# A piece of the key this long is redacted too: an error message may quote a request or a
+# body cut short (a ProtocolError shows the first 80 characters of a bad chunk).
+_SECRET_PIECE = 12
+
+
+def _without_secret(text: str, secret: str) -> str:
+    """``text`` with the secret, and every piece of it of 12 characters or more, redacted."""
+    if len(secret) < _SECRET_PIECE:
+        return text.replace(secret, _REDACTED) if secret else text
+    pieces = {secret[i : i + _SECRET_PIECE] for i in range(len(secret) - _SECRET_PIECE + 1)}
+    covered = [False] * len(text)
+    for i in range(len(text) - _SECRET_PIECE + 1):
+        if text[i : i + _SECRET_PIECE] in pieces:
+            covered[i : i + _SECRET_PIECE] = [True] * _SECRET_PIECE
+    if not any(covered):
+        return text
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not covered[i]:
+            out.append(char)
+        elif i == 0 or not covered[i - 1]:
+            out.append(_REDACTED)
+    return "".join(out)
 
 
 def _reason(exc: Exception) -> str:
