@@ -17,6 +17,7 @@ to stop generating and billing (§4.1 "Stream cancellation").
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import time
@@ -38,7 +39,7 @@ from ..errors import (
     TimeoutError_,
     TransportError,
 )
-from ..events import Event, StreamFailed
+from ..events import Event
 from ..formatting import printable
 from ..version import __version__
 from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
@@ -147,9 +148,8 @@ class OpenRouterClient:
         events: EventStream | None = None
         try:
             with _scrubbing(key):
-                raw = self._events(response)
-            generation_id = response.headers.get("x-generation-id")
-            events = EventStream(_scrubbed_events(raw, key), generation_id)
+                raw = self._events(response, functools.partial(_scrub, secret=key))
+            events = EventStream(raw, response.headers.get("x-generation-id"))
             yield events
         finally:
             if events is not None:
@@ -302,14 +302,19 @@ class OpenRouterClient:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _events(self, response: httpx.Response) -> Iterator[Event]:
-        """The event iterator for a response, or the pre-stream error it carries."""
+    def _events(
+        self, response: httpx.Response, clean: Callable[[OrmagicError], None]
+    ) -> Iterator[Event]:
+        """The event iterator for a response, or the pre-stream error it carries.
+
+        ``clean`` makes the error of a ``StreamFailed`` fit to show (:func:`_scrub`).
+        """
         if not response.is_success:
             raise self._api_error(response)
         generation_id = response.headers.get("x-generation-id")
         content_type = response.headers.get("content-type", "").lower()
         if "json" in content_type:
-            return self._json_events(response, generation_id)
+            return self._json_events(response, generation_id, clean)
         if "html" in content_type:
             # A proxy or captive portal page, not an event stream.
             raise ProtocolError(
@@ -317,9 +322,14 @@ class OpenRouterClient:
                 "Check OPENROUTER_BASE_URL."
             )
         chunks = _iter_chunks(response, self.settings.read_timeout)
-        return iter_events(iter_sse(iter_lines(chunks)), generation_id=generation_id)
+        return iter_events(iter_sse(iter_lines(chunks)), generation_id=generation_id, clean=clean)
 
-    def _json_events(self, response: httpx.Response, generation_id: str | None) -> Iterator[Event]:
+    def _json_events(
+        self,
+        response: httpx.Response,
+        generation_id: str | None,
+        clean: Callable[[OrmagicError], None],
+    ) -> Iterator[Event]:
         """A 2xx JSON body: an error (raised, §3) or a whole non-streaming completion."""
         body = self._read_json(response)
         if not isinstance(body, dict):
@@ -328,7 +338,7 @@ class OpenRouterClient:
             code = error_fields(body).get("code")
             status = code if isinstance(code, int) and 400 <= code <= 599 else 0
             raise error_for(status or response.status_code, body, response)
-        return iter_completion_events(body, generation_id=generation_id)
+        return iter_completion_events(body, generation_id=generation_id, clean=clean)
 
     def _read(self, response: httpx.Response) -> bytes:
         try:
@@ -411,8 +421,8 @@ class EventStream:
         self._events = events
         self.generation_id = generation_id
 
-    def __iter__(self) -> EventStream:
-        return self
+    def __iter__(self) -> Iterator[Event]:
+        return self._events  # a for loop reads the events directly: one call less each
 
     def __next__(self) -> Event:
         return next(self._events)
@@ -451,23 +461,11 @@ def _scrubbing(secret: str) -> Iterator[None]:
     try:
         yield
     except OrmagicError as error:
-        _scrub(error, secret)
+        _scrub(error, secret=secret)
         raise
 
 
-def _scrubbed_events(events: Iterator[Event], secret: str) -> Iterator[Event]:
-    """``events``, with the error of a ``StreamFailed`` scrubbed (see :func:`_scrub`)."""
-    try:
-        for event in events:
-            if isinstance(event, StreamFailed):
-                _scrub(event.error, secret)
-            yield event
-    finally:
-        if isinstance(events, Generator):
-            events.close()
-
-
-def _scrub(error: OrmagicError, secret: str) -> None:
+def _scrub(error: OrmagicError, *, secret: str) -> None:
     """Make an error that may quote the server fit to show, print and save.
 
     A server (or a proxy in front of it) may echo the Authorization header in an error
