@@ -183,7 +183,7 @@ def test_table_and_strikethrough() -> None:
 
 
 LIVE_BOX = (
-    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;white-space:pre;"
+    "padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
     "background:#f6f8fa;color:#1f2328"
 )
 LIVE_CODE = "background:none;color:inherit;padding:0"
@@ -201,10 +201,9 @@ def test_python_fence_is_coloured_with_token_classes() -> None:
 def test_the_stylesheet_holds_the_box_and_only_the_classes_used() -> None:
     html = render_html("```python\nx = 1 < 2 # c\n```\n")
     assert stylesheet(html) == (
-        "<style>.orm-code{padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
-        "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4;"
+        "<style>.orm-code{padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
         "background:#f6f8fa;color:#1f2328}"
-        ".orm-code code{background:none;color:inherit;padding:0;border:0}"
+        ".orm-code code{background:none;color:inherit;padding:0}"
         ".orm-code .c1{color:#3D7B7B;font-style:italic}.orm-code .mi{color:#666}</style>"
     )
     assert stylesheet(render_html("no code, just `inline` and $x$")) == ""

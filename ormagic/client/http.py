@@ -21,8 +21,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -42,7 +41,8 @@ from ..errors import (
 from ..events import Event
 from ..formatting import printable
 from ..version import __version__
-from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
+from .request import ChatRequest
+from .settings import ClientSettings
 from .sse import iter_lines, iter_sse
 from .statuses import error_fields, error_for, retry_after
 from .stream import iter_completion_events, iter_events
@@ -61,46 +61,6 @@ _DROPPED = "The connection dropped before the answer finished; what arrived is k
 # What can go into an HTTP header; anything else would make httpx raise an error that
 # could quote the key.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat completion request (OpenRouter ``ChatRequest``, §2)."""
-
-    messages: Sequence[Mapping[str, Any]]
-    model: str = DEFAULT_MODEL
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    reasoning: Mapping[str, Any] | None = None
-    temperature: float | None = None
-    provider: Mapping[str, Any] | None = None
-    models: Sequence[str] = ()
-    session_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON body: always streaming and capped; unset optional fields are omitted.
-
-        ``max_tokens`` is always sent: without it OpenRouter's credit pre-check assumes the
-        model's whole output budget and may answer 402 (§2). ``extra`` is merged last.
-        """
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(message) for message in self.messages],
-            "stream": True,
-            "max_tokens": self.max_tokens,
-        }
-        if self.reasoning:
-            body["reasoning"] = dict(self.reasoning)
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        if self.provider:
-            body["provider"] = dict(self.provider)
-        if self.models:
-            body["models"] = list(self.models)
-        if self.session_id:
-            body["session_id"] = self.session_id
-        body.update(self.extra)
-        return body
 
 
 class OpenRouterClient:

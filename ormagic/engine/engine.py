@@ -22,9 +22,9 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..client.http import ChatRequest, OpenRouterClient
+from ..client.request import ChatRequest
 from ..client.settings import ClientSettings
 from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
@@ -36,6 +36,9 @@ from .notebook import Notebook, fill_prompt, gather_context
 from .options import AskOptions, Checked, Defaults, check
 from .turn import Clock, Outcome, iter_answer
 from .usage import UsageLedger
+
+if TYPE_CHECKING:  # httpx is imported with the client, when the first question is sent
+    from ..client.http import OpenRouterClient
 
 __all__ = ["Engine", "Prepared", "TurnResult", "default_engine", "set_default_engine"]
 
@@ -146,6 +149,8 @@ class Engine:
         if self._client is None or settings != self._settings:
             if self._client is not None:
                 self._client.close()
+            from ..client.http import OpenRouterClient
+
             self._client = OpenRouterClient(settings)
             self._settings = settings
             self.catalog = ModelCatalog(self._fetch_models)

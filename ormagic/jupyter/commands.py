@@ -25,7 +25,7 @@ from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count
-from ..render.markdown import escape_text, neutralise_markdown
+from ..render.escape import escape_text
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
 
@@ -275,6 +275,8 @@ def load(host: CommandHost, words: Sequence[str]) -> Reply:
 
 def _writer(path: str) -> Callable[..., None]:
     if path.endswith(".ipynb"):
+        from ..render.markdown import neutralise_markdown  # markdown-it, only to export
+
         return functools.partial(export_notebook, neutralise=neutralise_markdown)
     if path.endswith(".json"):
         return export_json

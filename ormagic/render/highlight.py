@@ -29,10 +29,9 @@ BOX_CLASS = "orm-code"
 # breaks long lines anywhere; the box overrides that. Its <code> gets no background of
 # its own (JupyterLab's dark theme gives <code> one: black bars on each line).
 _BOX_RULES = (
-    f".{BOX_CLASS}{{padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
-    "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4;"
+    f".{BOX_CLASS}{{padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
     "background:#f6f8fa;color:#1f2328}"
-    f".{BOX_CLASS} code{{background:none;color:inherit;padding:0;border:0}}"
+    f".{BOX_CLASS} code{{background:none;color:inherit;padding:0}}"
 )
 _SPAN_CLASS = re.compile(r"<span class=([A-Za-z0-9-]+)>")
 # Operators keep the text colour (pygments' default makes them grey): "=", "." and "+"

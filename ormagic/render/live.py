@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .blocks import split_blocks
-from .markdown import escape_text
+from .escape import escape_text
 
 __all__ = [
     "MAX_LIVE_OUTPUTS",

@@ -31,6 +31,7 @@ from markdown_it.common.utils import escapeHtml, stripEscape, unescapeAll
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
+from .escape import escape_text
 from .highlight import BOX_CLASS, highlight_code
 from .texmath import (
     MATH_CLOSERS,
@@ -41,11 +42,6 @@ from .texmath import (
 )
 
 __all__ = ["escape_markdown_text", "escape_text", "neutralise_markdown", "render_html"]
-
-
-def escape_text(text: str) -> str:
-    """Plain text to HTML-safe text (``&``, ``<``, ``>``, ``"`` and ``'`` escaped)."""
-    return html.escape(text, quote=True)
 
 
 # CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,
@@ -245,7 +241,7 @@ def _render_code_block(self: Any, tokens: Sequence[Token], idx: int, options: An
 # The live view's code box, styled inline so that a redraw needs no stylesheet: the same
 # look as the final output's ``.orm-code`` box (see highlight.py), without the colours.
 _LIVE_BOX = (
-    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;white-space:pre;"
+    "padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
     "background:#f6f8fa;color:#1f2328"
 )
 _LIVE_CODE = "background:none;color:inherit;padding:0"

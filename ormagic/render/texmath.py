@@ -16,9 +16,11 @@ the document.
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
-from markdown_it.rules_block import StateBlock
-from markdown_it.rules_inline import StateInline
+if TYPE_CHECKING:  # the rules only use the states handed to them: no import at load
+    from markdown_it.rules_block import StateBlock
+    from markdown_it.rules_inline import StateInline
 
 __all__ = [
     "MATH_CLOSERS",

@@ -33,6 +33,7 @@ from ..events import (
 )
 from ..formatting import printable
 from ..view import FinalSummary
+from .escape import escape_text
 from .highlight import stylesheet
 from .live import (
     MAX_LIVE_OUTPUTS,
@@ -44,7 +45,6 @@ from .live import (
     pre_html,
     reasoning_split,
 )
-from .markdown import escape_text, neutralise_markdown, render_html
 from .reasoning import ReasoningPanel, reasoning_title
 
 __all__ = [
@@ -302,8 +302,10 @@ class NotebookView:
 
 
 def _render_live(text: str) -> str:
-    # live redraws skip syntax colouring: inline styles make code four times larger, and
-    # the open block is re-sent on every redraw; the final output is coloured
+    # live redraws skip syntax colouring: the open block is re-sent on every redraw, and
+    # colours would need the stylesheet there too; the final output is coloured
+    from .markdown import render_html  # markdown-it: loaded by the first answer, not at load
+
     return render_html(text, highlight=False)
 
 
@@ -314,6 +316,8 @@ def answer_bundle(answer: str) -> dict[str, str]:
     the text shows control characters instead of obeying them (``jupyter console``
     prints it to a terminal).
     """
+    from .markdown import neutralise_markdown, render_html
+
     html = render_html(answer)
     return {
         "text/html": stylesheet(html) + html,
