@@ -30,6 +30,7 @@ from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
 from ..events import Event, Usage
 from ..view import NullView, View
+from . import session
 from .conversation import Conversation, ConversationStore, Turn, new_session_id
 from .models import ModelCatalog, ModelInfo, cost_of
 from .notebook import Notebook, fill_prompt, gather_context
@@ -439,20 +440,18 @@ def usage_from_generation(data: Mapping[str, Any], cost: float) -> Usage:
     )
 
 
-_default: Engine | None = None
-
-
 def default_engine() -> Engine:
     """The engine ``ormagic.ask`` uses: the notebook's once ``%load_ext ormagic`` ran."""
-    global _default
-    if _default is None:
-        _default = Engine()
-    return _default
+    engine: Engine | None = session.current()
+    if engine is None:
+        engine = Engine()
+        session.adopt(engine)  # the extension, if loaded, gives it its settings and notebook
+    return engine
 
 
 def set_default_engine(engine: Engine | None) -> None:
     """Make ``engine`` the one ``ormagic.ask`` uses; the one it replaces is closed."""
-    global _default
-    if _default is not None and _default is not engine:
-        _default.close()
-    _default = engine
+    old = session.current()
+    if old is not None and old is not engine:
+        old.close()
+    session.adopt(engine)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context.capture import uninstall
-from ..engine.engine import default_engine, set_default_engine
+from ..engine import session
 from .magic import ChatMagics
 
 __all__ = ["load", "unload"]
@@ -23,19 +22,23 @@ def load(shell: Any) -> None:
     global _magics
     if _magics is not None and _magics.shell is shell:
         return
-    magics = ChatMagics(shell=shell, engine=default_engine())
+    magics = ChatMagics(shell=shell)
     shell.register_magics(magics)
     magics.start_recording()  # IPython < 9.1 keeps no printed output of cells
-    magics.engine.notebook = magics.notebook()
+    # The session's engine (ormagic.ask's too) is made by the first question, with the
+    # magic's settings and notebook; one made before loading gets them now.
+    session.on_create(magics.attach)
     _magics = magics
 
 
 def unload(shell: Any) -> None:
     """Stop recording output, close the HTTP client and forget the session's engine."""
     global _magics
+    from ..context.capture import uninstall
+
     uninstall(shell)
+    session.on_create(None)
     if _magics is not None:
-        _magics.engine.close()
-        _magics.engine.notebook = None
+        _magics.detach()
         _magics = None
-    set_default_engine(None)
+    session.forget()
