@@ -40,6 +40,9 @@ bench: setup
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_markdown.py
 	$(BIN)/python bench/bench_stream.py
+	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_memory.py
 
 lint: setup
 	$(BIN)/ruff check ormagic tests bench scripts

@@ -9,8 +9,9 @@ reads, inside the kernel:
 
 * **kept**: what the conversation holds, as the JSON it sends back (``messages``);
 * **traced** and **traced peak**: Python's heap (``tracemalloc``, started before the
-  first turn; peak since the previous reading, so it includes each turn's transient
-  work: the request, the rendering, the final bundles);
+  first turn) after a garbage collection, and its peak since the previous reading, which
+  includes each turn's transient work: the request (it carries the whole history), the
+  rendering, the final bundles;
 * **RSS** and peak RSS (``/proc/self/status``), for context;
 
 and the script adds up **displayed**: every byte the kernel sent to the frontend for
@@ -43,7 +44,8 @@ REASONING_TOKENS = 2000
 GOAL = 3.0  # traced growth at most this many times the growth of what is kept
 
 PROBE = """\
-import json as _j, tracemalloc as _t, ormagic as _o
+import gc as _gc, json as _j, tracemalloc as _t, ormagic as _o
+_gc.collect()  # what is retained, not garbage the collector has yet to reach
 _status = open("/proc/self/status").read().split("\\n")
 _kb = {l.split(":")[0]: int(l.split()[1]) for l in _status if l.startswith(("VmRSS", "VmHWM"))}
 _cur, _peak = _t.get_traced_memory()
