@@ -27,7 +27,7 @@ final ``clear_output``, "final" that and the static bundles after it. Times come
 kernel's message headers, from the moment the fake starts answering the chat request, and
 from a loopback relay between kernel and fake that sees the first SSE data frame go by
 (same machine, same clock): "of which ormagic" is first frame to first display. Exits 1
-when the kernel or the server fails, or an answer is wrong. Takes about four and a half
+when the kernel or the server fails, or an answer is wrong. Takes about five
 minutes.
 
 Goals (issue 14): all display traffic at most 5x the answer's size; the reasoning panel's

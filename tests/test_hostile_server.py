@@ -261,3 +261,15 @@ def test_a_tool_call_stream_cut_mid_arguments_keeps_the_text(
     assert view.answer == "Let me check the weather."
     assert "The connection dropped before the answer finished" in shown.lines()
     assert_kept_what_was_shown(engine, shown, view)
+
+
+def test_an_error_quoting_pieces_of_the_key_shows_none_of_them(
+    engine: Engine, fake: FakeOpenRouter
+) -> None:
+    key = fake.api_key
+    message = f"bad key {key[:20]}… (ends {key[-15:]}) " + "padding " * 100_000
+    shown, view, error = ask(engine, fake, StreamReply(text="Half", error={"message": message}))
+    assert view.answer == "Half"
+    assert error.startswith("bad key [REDACTED]… (ends [REDACTED]) padding")
+    for text in (error, shown.lines(), engine.conversation("c").turns[-1].response.error or ""):
+        assert key[:12] not in text and key[-12:] not in text

@@ -451,20 +451,24 @@ def _without_secret(text: str, secret: str) -> str:
     """``text`` with the secret, and every piece of it of 12 characters or more, redacted."""
     if len(secret) < _SECRET_PIECE:
         return text.replace(secret, _REDACTED) if secret else text
-    pieces = {secret[i : i + _SECRET_PIECE] for i in range(len(secret) - _SECRET_PIECE + 1)}
-    covered = [False] * len(text)
-    for i in range(len(text) - _SECRET_PIECE + 1):
-        if text[i : i + _SECRET_PIECE] in pieces:
-            covered[i : i + _SECRET_PIECE] = [True] * _SECRET_PIECE
-    if not any(covered):
-        return text
+    pieces = _secret_pieces(secret)
     out: list[str] = []
-    for i, char in enumerate(text):
-        if not covered[i]:
-            out.append(char)
-        elif i == 0 or not covered[i - 1]:
-            out.append(_REDACTED)
-    return "".join(out)
+    done = 0
+    for match in pieces.finditer(text):
+        if match.start() < done:
+            continue
+        end = match.end()
+        while end < len(text) and text[match.start() : end + 1] in secret:
+            end += 1  # a longer piece: up to where it stops matching the key
+        out += [text[done : match.start()], _REDACTED]
+        done = end
+    return "".join([*out, text[done:]]) if out else text
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_pieces(secret: str) -> re.Pattern[str]:
+    starts = range(len(secret) - _SECRET_PIECE + 1)
+    return re.compile("|".join(re.escape(secret[i : i + _SECRET_PIECE]) for i in starts))
 
 
 def _reason(exc: Exception) -> str:
