@@ -56,6 +56,9 @@ bench: setup
 	$(BIN)/python bench/bench_record.py
 	$(BIN)/python bench/bench_side_by_side.py
 	$(BIN)/python bench/bench_batch.py
+	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_memory.py
 
 lint: setup
 	$(BIN)/ruff check ormagic tests bench scripts

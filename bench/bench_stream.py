@@ -11,7 +11,14 @@ per case and measures what a frontend would receive on IOPub for that execution:
   1,105 tokens, as its two code blocks alone take 617) streamed at about 100 tokens/s; the
   16k case drops to 300 tokens/s when the whole run would otherwise take more than five
   minutes (projected from the cases before it, and said so);
-* 2,000 tokens of reasoning then a 1,000-token answer, for the reasoning widget's traffic.
+* 2,000 tokens of reasoning then a 1,000-token answer, for the reasoning widget's traffic;
+* side by side with the 4k case, on the same 4,000-chunk stream at the same pace, the
+  naive way peer magics stream: one ``display(Markdown(text), display_id=True)`` updated
+  with the whole text on every chunk (through ormagic's client, so that only the display
+  differs).
+
+Kernel CPU is ``time.process_time()`` in the kernel around the cell (every thread of the
+kernel process, IOPub's included).
 
 Display messages are ``display_data``, ``update_display_data`` and ``clear_output``;
 widget messages are ``comm_open``, ``comm_msg`` and ``comm_close``. Bytes are those of the
@@ -20,8 +27,11 @@ final ``clear_output``, "final" that and the static bundles after it. Times come
 kernel's message headers, from the moment the fake starts answering the chat request, and
 from a loopback relay between kernel and fake that sees the first SSE data frame go by
 (same machine, same clock): "of which ormagic" is first frame to first display. Exits 1
-when the kernel or the server fails, or an answer is wrong. Takes about four and a half
+when the kernel or the server fails, or an answer is wrong. Takes about five
 minutes.
+
+Goals (issue 14): all display traffic at most 5x the answer's size; the reasoning panel's
+traffic (widget messages and the final ``<details>``) at most 6x the reasoning's size.
 """
 
 from __future__ import annotations
@@ -250,6 +260,8 @@ class Result:
     reasoning_lag: float | None  # first data frame left the fake -> reasoning widget text
     peak_per_second: int
     wire_bytes: int  # header, parent header, metadata and content
+    kernel_cpu: float  # seconds of kernel CPU for the cell
+    details_bytes: int  # the final <details> bundle of the reasoning
 
 
 def packed_size(obj: Any) -> int:
@@ -329,7 +341,17 @@ def largest_redraw(traffic: Messages) -> int:
     return max((packed_size(m["content"]) for m in redraws), default=0)
 
 
-def measure(case: Case, reply: StreamReply, execution: Execution, timing: Timing) -> Result:
+def details_size(final: Messages) -> int:
+    return sum(
+        packed_size(m["content"])
+        for m in final
+        if str(m["content"].get("data", {}).get("text/html", "")).startswith("<details>")
+    )
+
+
+def measure(
+    case: Case, reply: StreamReply, execution: Execution, timing: Timing, cpu: float
+) -> Result:
     displays = execution.display_messages()
     widgets = execution.of_type(*WIDGET_TYPES)
     live, final = split_final(displays)
@@ -361,6 +383,8 @@ def measure(case: Case, reply: StreamReply, execution: Execution, timing: Timing
         ),
         peak_per_second=peak_per_second([sent_at(m) for m in traffic]),
         wire_bytes=sum(wire_size(m) for m in traffic),
+        kernel_cpu=cpu,
+        details_bytes=details_size(final),
     )
 
 
@@ -442,13 +466,66 @@ def run_case(rig: Rig, case: Case, rate: float) -> Result:
     rig.arrivals.clear()
     rig.server.enqueue(reply)
     timeout = 2 * case.deltas / rate + 60
-    execution = rig.kernel.execute(f"%%chat -c {case.conversation}\n{PROMPT}", timeout=timeout)
-    if not rig.kernel.manager.is_alive():
-        raise BenchError("the kernel died")
+    code = f"%%chat -c {case.conversation}\n{PROMPT}"
+    execution, cpu = timed_cell(rig.kernel, code, timeout)
     check(execution, rig.server, answer)
-    result = measure(case, reply, execution, rig.timing(rate))
+    result = measure(case, reply, execution, rig.timing(rate), cpu)
     print(f"  {case.name}: {result.cell_seconds:.1f} s", file=sys.stderr, flush=True)
     return result
+
+
+def timed_cell(kernel: Kernel, code: str, timeout: float) -> tuple[Execution, float]:
+    """Run ``code``; also the kernel CPU seconds it took (cells before and after read it)."""
+    kernel.execute("import time as _bench_time\n_bench_cpu = _bench_time.process_time()")
+    execution = kernel.execute(code, timeout=timeout)
+    after = kernel.execute("print(_bench_time.process_time() - _bench_cpu)")
+    if not kernel.manager.is_alive():
+        raise BenchError("the kernel died")
+    return execution, float(after.stream_text().strip())
+
+
+NAIVE_CELL = """\
+from IPython.display import Markdown, display
+from ormagic.client.http import ChatRequest, OpenRouterClient
+from ormagic.client.settings import ClientSettings
+from ormagic.events import TextDelta
+
+_naive_text = ""
+_naive_handle = display(Markdown(""), display_id=True)
+with OpenRouterClient(ClientSettings.from_env()) as _naive_client:
+    with _naive_client.stream_chat(ChatRequest([{"role": "user", "content": "q"}])) as _events:
+        for _event in _events:
+            if isinstance(_event, TextDelta):
+                _naive_text += _event.text
+                _naive_handle.update(Markdown(_naive_text))
+"""
+
+
+@dataclass(frozen=True)
+class Naive:
+    """The naive way on the same stream: one display updated with all the text per chunk."""
+
+    display_msgs: int
+    display_bytes: int
+    kernel_cpu: float
+    cell_seconds: float
+
+
+def run_naive(rig: Rig, tokens: int) -> Naive:
+    answer = markdown_answer(tokens)
+    reply = StreamReply(text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1 / RATE)
+    rig.server.reset()
+    rig.arrivals.clear()
+    rig.server.enqueue(reply)
+    execution, cpu = timed_cell(rig.kernel, NAIVE_CELL, 2 * tokens / RATE + 60)
+    if execution.status != "ok":
+        raise BenchError(f"the naive cell failed: {execution.error_text()}")
+    displays = execution.display_messages()
+    if displays[-1]["content"]["data"].get("text/markdown") != answer:
+        raise BenchError("the naive display does not end with the answer")
+    seconds = sent_at(execution.messages[-1]) - rig.arrivals[0]
+    print(f"  naive {tokens}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    return Naive(len(displays), total_size(displays), cpu, seconds)
 
 
 def projected_seconds(last: Case, done: Sequence[Result], elapsed: float) -> float:
@@ -480,21 +557,61 @@ def millis(answer: float, reasoning: float | None) -> str:
 
 def main_table(results: Sequence[Result]) -> str:
     head = (
-        "| case | tokens/s | cell s | display msgs | widget msgs | display KB | widget KB "
-        "| total ÷ answer | largest msg | final outputs | first answer text "
+        "| case | tokens/s | cell s | kernel CPU s | display msgs | widget msgs | display KB "
+        "| widget KB | total ÷ answer | largest msg | final outputs | first answer text "
         "| of which ormagic |"
     )
-    rows = [head, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    rows = [head, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in results:
         total = r.display_bytes + r.widget_bytes
         rows.append(
-            f"| {r.case.name} | {r.rate:.0f} | {r.cell_seconds:.1f} | {r.display_msgs} "
+            f"| {r.case.name} | {r.rate:.0f} | {r.cell_seconds:.1f} | {r.kernel_cpu:.2f} "
+            f"| {r.display_msgs} "
             f"| {r.widget_msgs} | {kb(r.display_bytes)} | {kb(r.widget_bytes)} "
             f"| {total / r.answer_bytes:.2f}x | {kb(r.largest_bytes)} KB "
             f"({r.largest_type}) | {r.final_outputs} "
             f"| {seconds(r.first_answer, r.first_reasoning)} "
             f"| {millis(r.answer_lag, r.reasoning_lag)} |"
         )
+    return "\n".join(rows)
+
+
+def goals_table(results: Sequence[Result]) -> str:
+    head = "| case | all display traffic ÷ answer | goal | reasoning panel ÷ reasoning | goal |"
+    rows = [head, "|---|--:|---|--:|---|"]
+    for r in results:
+        total = (r.display_bytes + r.widget_bytes) / r.answer_bytes
+        met = "≤ 5x: met" if total <= 5 else "≤ 5x: **not met**"
+        panel, panel_goal = "", ""
+        if r.reasoning_bytes:
+            ratio = (r.widget_bytes + r.details_bytes) / r.reasoning_bytes
+            panel = f"{ratio:.1f}x"
+            panel_goal = "≤ 6x: met" if ratio <= 6 else "≤ 6x: **not met**"
+            met = "(reasoning case)"
+        rows.append(f"| {r.case.name} | {total:.2f}x | {met} | {panel} | {panel_goal} |")
+    return "\n".join(rows)
+
+
+def naive_table(ours: Result, naive: Naive) -> str:
+    head = (
+        "| the same 4,000-chunk stream | display messages | display MB | ÷ answer | kernel CPU s |"
+    )
+    rows = [head, "|---|--:|--:|--:|--:|"]
+    total = ours.display_bytes + ours.widget_bytes
+    ours_msgs = ours.display_msgs + ours.widget_msgs
+    rows.append(
+        f"| ormagic `%%chat` | {ours.display_msgs + ours.widget_msgs} | {total / 1e6:.3f} "
+        f"| {total / ours.answer_bytes:.1f}x | {ours.kernel_cpu:.2f} |"
+    )
+    rows.append(
+        f"| naive: one display updated per chunk | {naive.display_msgs} "
+        f"| {naive.display_bytes / 1e6:.1f} | {naive.display_bytes / ours.answer_bytes:,.0f}x "
+        f"| {naive.kernel_cpu:.2f} |"
+    )
+    rows.append(
+        f"| naive ÷ ormagic | {naive.display_msgs / ours_msgs:.0f}x "
+        f"| {naive.display_bytes / total:.0f}x | | {naive.kernel_cpu / ours.kernel_cpu:.1f}x |"
+    )
     return "\n".join(rows)
 
 
@@ -516,6 +633,7 @@ def detail_table(results: Sequence[Result]) -> str:
     return "\n".join(rows)
 
 
+NAIVE_TOKENS = 4000  # the naive baseline runs on the 4k case's stream
 CASES = (
     Case("1k", 1000),
     Case("4k", 4000),
@@ -524,12 +642,13 @@ CASES = (
 )
 
 
-def run_cases(rig: Rig, started: float) -> tuple[list[Result], str]:
+def run_cases(rig: Rig, started: float) -> tuple[list[Result], Naive, str]:
     loaded = rig.kernel.execute("%load_ext ormagic")
     if loaded.status != "ok":
         raise BenchError(f"%load_ext ormagic failed: {loaded.error_text()}")
     *first, last = CASES
     results = [run_case(rig, case, RATE) for case in first]
+    naive = run_naive(rig, NAIVE_TOKENS)
     projected = projected_seconds(last, results, time.monotonic() - started)
     rate = RATE if projected <= RUN_LIMIT else FAST_RATE
     results.append(run_case(rig, last, rate))
@@ -537,10 +656,11 @@ def run_cases(rig: Rig, started: float) -> tuple[list[Result], str]:
         f"The {last.name} case ran at {rate:.0f} tokens/s: at {RATE:.0f} tokens/s the run was "
         f"projected at {projected:.0f} s (limit {RUN_LIMIT:.0f} s)."
     )
-    return sorted(results, key=lambda r: (r.case.reasoning_tokens > 0, r.case.deltas)), note
+    ordered = sorted(results, key=lambda r: (r.case.reasoning_tokens > 0, r.case.deltas))
+    return ordered, naive, note
 
 
-def run_all(started: float) -> tuple[list[Result], str]:
+def run_all(started: float) -> tuple[list[Result], Naive, str]:
     arrivals: list[float] = []
     with FakeOpenRouter() as server:
         # The fake logs a request line when it starts answering: the request has arrived.
@@ -560,13 +680,18 @@ def run_all(started: float) -> tuple[list[Result], str]:
 def main() -> int:
     started = time.monotonic()
     try:
-        results, note = run_all(started)
+        results, naive, note = run_all(started)
     except BenchError as exc:
         print(f"bench_stream: {exc}", file=sys.stderr)
         return 1
     print(main_table(results))
     print()
     print(detail_table(results))
+    print()
+    print(goals_table(results))
+    print()
+    [same_stream] = [r for r in results if r.case.answer_tokens == NAIVE_TOKENS]
+    print(naive_table(same_stream, naive))
     print()
     print(note)
     print(f"Whole run: {time.monotonic() - started:.0f} s.")

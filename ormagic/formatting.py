@@ -1,17 +1,43 @@
-"""Small formatters for what a user reads: tokens, dollars, seconds, tool calls."""
+"""Small formatters for what a user reads: tokens, dollars, seconds, tool calls, and
+untrusted text made printable."""
 
 from __future__ import annotations
 
 import json
+import re
 
 __all__ = [
     "format_cost",
     "format_count",
     "format_seconds",
     "format_short_count",
+    "inert_pre",
+    "printable",
     "tool_call_text",
     "tool_line",
 ]
+
+# C0 controls but tab and line feed, DEL, and C1 controls (0x9B is a one-byte CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text made safe to print in a terminal or a ``text/plain`` output.
+
+    Control characters other than tab and line feed are shown, not obeyed: an escape
+    sequence from a model or a server (colours that hide text, an OSC 8 hyperlink, OSC 52
+    writing the clipboard, a carriage return that overwrites a line) becomes visible
+    text. C0 controls become their Unicode control pictures (``ESC`` -> ``␛``), DEL
+    ``␡``, C1 controls ``\\x9b``.
+    """
+    return _CONTROL.sub(_picture, text)
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else f"\\x{code:02x}"
 
 
 def format_count(n: int | None) -> str:
@@ -95,3 +121,20 @@ def format_short_count(n: int) -> str:
     if n < 1_000_000:
         return f"{n / 1000:.0f}k"
     return f"{n / 1_000_000:.1f}M"
+
+
+# What HTML, Markdown or a math extractor could act on, and line ends: as character
+# references, the text is one line of <pre> that reads the same in every renderer that
+# shows HTML and cannot become a link, an image, math or a tag in any other reading.
+_PRE_SPECIAL = re.compile(r"[&<>\[\]$\\\n]")
+_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def inert_pre(text: str) -> str:
+    """Untrusted text as a ``<pre>`` block safe in Markdown read any way (one line).
+
+    For Markdown outputs and cells: a raw-HTML block ends at a blank line in CommonMark,
+    and what follows would be read as Markdown again; here there is no blank line.
+    """
+    body = _PRE_SPECIAL.sub(lambda m: _NAMED.get(m.group()) or f"&#{ord(m.group())};", text)
+    return f"<pre>{body}</pre>"

@@ -73,13 +73,16 @@ def test_a_slow_column_is_not_starved_by_a_fast_one() -> None:
     view, recorder, clock = make_view()
     view.start([A, B])
     view.handle(1, TextDelta("slow "))
-    for i in range(50):  # column 0 streams fast; column 1 sends one more word early on
+    # column 0 streams fast for 5 s; column 1 sends one more word early on. The shared
+    # pacer spaces redraws out as the open text grows (at most the rate text arrives,
+    # render/live.py), and the redraw it allows draws the slow column too.
+    for i in range(250):
         clock.advance(0.02)
         view.handle(0, TextDelta(f"w{i} "))
         if i == 1:
             view.handle(1, TextDelta("second"))
     assert answer_values(recorder, 1) == ["<div><p>slow second</p>\n</div>"]
-    assert view.redraws <= 2 + 1 / 0.1  # first words, then at most 10 redraws a second
+    assert view.redraws <= 2 + 5 / 0.1  # first words, then at most 10 redraws a second
 
 
 def test_each_column_has_its_own_reasoning_panel() -> None:

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
+from ormagic.render.highlight import stylesheet
 from ormagic.render.markdown import escape_text, neutralise_markdown, render_html
 
 ALLOWED_ELEMENTS = frozenset(
@@ -181,31 +182,50 @@ def test_table_and_strikethrough() -> None:
     )
 
 
-BOX = (
-    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
-    "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
+LIVE_BOX = (
+    "padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
+    "background:#f6f8fa;color:#1f2328"
 )
-LIGHT_BOX = f"{BOX};background:#f6f8fa;color:#1f2328"
-INNER = "background:none;color:inherit;padding:0;border:0"
-OPEN = f'<pre style="{LIGHT_BOX}"><code style="{INNER}"'
+LIVE_CODE = "background:none;color:inherit;padding:0"
+OPEN = '<pre class="orm-code"><code'
 
 
-def test_python_fence_is_highlighted_with_inline_styles() -> None:
-    assert render_html("```python\nx = 1 < 2\n```\n") == (
-        f'<pre style="{LIGHT_BOX}"><code style="{INNER}">x '
-        '<span style="color: #666">=</span> <span style="color: #666">1</span> '
-        '<span style="color: #666">&lt;</span> <span style="color: #666">2</span>\n'
-        "</code></pre>\n"
+def test_python_fence_is_coloured_with_token_classes() -> None:
+    # operators keep the text colour; numbers get a class; no inline style anywhere
+    assert render_html("```python\nx = 1 < 2 # c\n```\n") == (
+        '<pre class="orm-code"><code class="language-python">x = <span class=mi>1</span> '
+        "&lt; <span class=mi>2</span> <span class=c1># c</span>\n</code></pre>\n"
     )
+
+
+def test_the_stylesheet_holds_the_box_and_only_the_classes_used() -> None:
+    html = render_html("```python\nx = 1 < 2 # c\n```\n")
+    assert stylesheet(html) == (
+        "<style>.orm-code{padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
+        "background:#f6f8fa;color:#1f2328}"
+        ".orm-code code{background:none;color:inherit;padding:0}"
+        ".orm-code .c1{color:#3D7B7B;font-style:italic}.orm-code .mi{color:#666}</style>"
+    )
+    assert stylesheet(render_html("no code, just `inline` and $x$")) == ""
+
+
+def test_coloured_code_is_about_half_the_size_it_was_with_inline_styles() -> None:
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+
+    code = "def mean(xs: list[float]) -> float:\n    return sum(xs) / len(xs)  # average\n" * 20
+    lexer = get_lexer_by_name("python")
+    inline = highlight(code, lexer, HtmlFormatter(noclasses=True, nowrap=True))
+    html = render_html(f"```python\n{code}```\n")
+    assert len(stylesheet(html) + html) < 0.6 * len(inline)
 
 
 def test_unknown_or_missing_language_is_escaped_not_guessed() -> None:
     assert render_html("```nosuchlang\na < b\n```\n") == (
         f'{OPEN} class="language-nosuchlang">a &lt; b\n</code></pre>\n'
     )
-    assert render_html("```\ndef f(): pass\n```\n") == (
-        f'<pre style="{LIGHT_BOX}"><code style="{INNER}">def f(): pass\n</code></pre>\n'
-    )
+    assert render_html("```\ndef f(): pass\n```\n") == (f"{OPEN}>def f(): pass\n</code></pre>\n")
     assert render_html("    <b>indented</b>\n") == (
         f"{OPEN}>&lt;b&gt;indented&lt;/b&gt;\n</code></pre>\n"
     )
@@ -347,9 +367,14 @@ def is_unsafe_destination(raw: str) -> bool:
     return scheme is not None and scheme.group(1).lower() not in ("http", "https", "mailto")
 
 
+# The only tags the neutraliser writes itself: code as one line of inert HTML.
+OWN_CODE_TAGS = re.compile(r'<pre><code(?: class="language-[A-Za-z0-9_+#.-]+")?>|</code></pre>')
+
+
 def marked_like_problems(markdown: str) -> list[str]:
     problems = []
     for line in marked_like_prose(markdown):
+        line = OWN_CODE_TAGS.sub("", line)
         if re.search(r"<[A-Za-z/!?]", line):
             problems.append(f"tag in {line!r}")
         if re.search(r"(?<!\\)(?:\\\\)*!\[", line):
@@ -387,9 +412,18 @@ def test_the_checks_catch_unneutralised_payloads() -> None:
         ("Hello **world**.\n", "Hello **world**.\n"),
         ("Use `a < b` and <b>x</b>\r\n", "Use `a &lt; b` and &lt;b>x&lt;/b>\n"),
         ("```python\nif a < b:\n    pass\n```\n", "```python\nif a < b:\n    pass\n```\n"),
-        ("```html\n<b>x</b>\n```\n", "````html\n<b>x</b>\n````\n"),
-        ("~~~\n```\n<i>\n```\n~~~\n", "````&#32;\n```\n<i>\n```\n````\n"),
-        ("```~~\n<i>\n```\n", "````&#32;~~\n<i>\n````\n"),
+        (
+            "```html\n<b>x</b>\n```\n",
+            '<pre><code class="language-html">&lt;b>x&lt;/b>&#10;</code></pre>\n',
+        ),
+        ("~~~\n```\n<i>\n```\n~~~\n", "<pre><code>```&#10;&lt;i>&#10;```&#10;</code></pre>\n"),
+        ("```~~\n<i>\n```\n", "<pre><code>&lt;i>&#10;</code></pre>\n"),
+        (
+            "```sh\necho $HOME \\\n  [x](y)\n```\n",
+            '<pre><code class="language-sh">'
+            "echo &#36;HOME &#92;&#10;  &#91;x&#93;(y)&#10;</code></pre>\n",
+        ),
+        ("~~~py\nx = 1 if a else 2\n~~~\n", "~~~py\nx = 1 if a else 2\n~~~\n"),
         ("```x <b>\ny\n```\n", "```x &lt;b>\ny\n```\n"),
         ("~~~x\u2028[a](javascript:b)\ny\n~~~\n", "~~~x\u2028[a](#)\ny\n~~~\n"),
         ("![cat](https://x.example/c.png)", "\\![cat](https://x.example/c.png)"),
@@ -411,15 +445,19 @@ def test_neutralise_exact(source: str, expected: str) -> None:
     assert neutralise_markdown(source) == expected
 
 
-def test_neutralise_is_idempotent() -> None:
+def test_neutralising_twice_stays_safe_and_the_model_cannot_write_its_own_code_html() -> None:
     for payload in ADVERSARIAL.values():
-        once = neutralise_markdown(payload)
-        assert neutralise_markdown(once) == once
+        twice = neutralise_markdown(neutralise_markdown(payload))
+        assert html_problems(TRUSTING_RENDERER.render(twice)) == []
+    forged = '<pre><code class="language-x">[a](javascript:x)</code></pre>'
+    assert neutralise_markdown(forged) == (
+        '&lt;pre>&lt;code class="language-x">[a](#)&lt;/code>&lt;/pre>'
+    )
 
 
 def test_fence_inside_list_keeps_its_indentation() -> None:
     assert neutralise_markdown("- step\n  ```\n  <br>\n  ```\n- next\n") == (
-        "- step\n  ````&#32;\n  <br>\n  ````\n- next\n"
+        "- step\n  <pre><code>&lt;br>&#10;</code></pre>\n- next\n"
     )
 
 
@@ -444,5 +482,6 @@ def test_module_imports_no_ipython_or_widgets() -> None:
 
 def test_live_rendering_can_skip_colouring() -> None:
     assert render_html("```python\nx = 1 < 2\n```\n", highlight=False) == (
-        f'{OPEN} class="language-python">x = 1 &lt; 2\n</code></pre>\n'
+        f'<pre style="{LIVE_BOX}"><code style="{LIVE_CODE}" class="language-python">'
+        "x = 1 &lt; 2\n</code></pre>\n"
     )

@@ -247,11 +247,11 @@ def test_pacer_interval_grows_with_resend_size() -> None:
     assert pacer.due(10)
     pacer.drew()
     pacer.received(200)
-    clock.advance(1.0)  # 200 chars/s arriving
-    assert pacer.due(60)  # 60 / (3*200) = 0.1 s
-    assert not pacer.due(1200)  # 1200 / 600 = 2 s
-    assert not pacer.due(6000)  # 6000 / 600 = 10 s -> clamped to 2 s
-    clock.advance(1.0)
+    clock.advance(1.0)  # 200 chars/s arriving: re-send at most as fast
+    assert pacer.due(180)  # 180 / 200 = 0.9 s
+    assert not pacer.due(400)  # 400 / 200 = 2 s
+    assert not pacer.due(6000)  # 6000 / 200 = 30 s -> clamped to 4 s
+    clock.advance(3.0)
     assert pacer.due(6000)
 
 
@@ -277,7 +277,7 @@ def test_many_blocks_are_merged_below_jupyterlabs_output_limit() -> None:
     view.handle(Finished(reason="stop"))
     assert view.merges >= 1
     shown = rec.shown()
-    assert len(shown) + len(rec.widgets) <= 42
+    assert len(shown) + len(rec.widgets) <= 46  # + the footer: within JupyterLab's 50
     # after a merge the reasoning panel is shown again, above the answer
     assert rec.order[0].startswith("widget-")
     live_text = "".join(html.unescape(o["bundle"]["text/html"]) for o in shown)

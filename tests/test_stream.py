@@ -277,8 +277,34 @@ def test_eof_without_done_finishes() -> None:
     assert events == [TextDelta("a"), Finished("length")]
 
 
-def test_empty_stream_finishes_with_the_header_generation_id() -> None:
-    assert list(iter_events([], generation_id="gen-h")) == [Finished(generation_id="gen-h")]
+def test_empty_stream_is_a_protocol_error_with_the_header_generation_id() -> None:
+    [failed] = list(iter_events([], generation_id="gen-h"))
+    assert isinstance(failed, StreamFailed) and failed.generation_id == "gen-h"
+    assert isinstance(failed.error, ProtocolError)
+    assert str(failed.error) == (
+        "The stream ended before the answer was complete (no [DONE], no finish reason); "
+        "what arrived is kept."
+    )
+
+
+def test_a_stream_that_just_stops_keeps_what_arrived_and_says_it_was_cut() -> None:
+    events = events_of(b'data: {"choices":[{"delta":{"content":"Hal"}}]}\n\ndata: {"cho')
+    assert events[0] == TextDelta("Hal")
+    assert isinstance(events[1], StreamFailed) and isinstance(events[1].error, ProtocolError)
+    assert len(events) == 2
+
+
+def test_the_usage_chunk_also_says_the_stream_is_complete() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 1}
+    events = list(iter_events([chunk({"content": "a"}), data({"choices": [], "usage": usage})]))
+    assert events[-1] == Finished(None, None, "gen-1", MODEL, "DeepSeek")
+
+
+def test_json_nested_deeper_than_python_goes_is_a_protocol_error() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    events = events_of(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: ' + deep.encode())
+    assert events[0] == TextDelta("a")
+    assert isinstance(events[1], StreamFailed) and isinstance(events[1].error, ProtocolError)
 
 
 def test_generation_id_model_and_finish_reason_are_remembered() -> None:
@@ -307,6 +333,7 @@ def test_odd_choices_do_not_crash() -> None:
         SSEEvent(""),
         SSEEvent("  "),
         data({"choices": [{"delta": {"content": "ok"}}]}),
+        SSEEvent("[DONE]"),
     ]
     assert list(iter_events(items)) == [TextDelta("ok"), Finished(generation_id="gen-1")]
 
@@ -348,7 +375,7 @@ def test_unknown_fields_and_unknown_detail_types_are_kept() -> None:
         openrouter_metadata={"x": 1},
         service_tier="default",
     )
-    assert list(iter_events([item])) == [
+    assert list(iter_events([item, SSEEvent("[DONE]")])) == [
         ReasoningDelta("think summed", tuple(details)),
         Finished(None, None, "gen-1", MODEL, "DeepSeek"),
     ]

@@ -87,10 +87,12 @@ class Answer:
 
     def _repr_markdown_(self) -> str:
         # the model's text is untrusted and executed outputs are trusted: neutralise it
-        from ..render.markdown import escape_text, neutralise_markdown
+        from ..render.markdown import escape_markdown_text, neutralise_markdown
 
+        # the error and the footer hold text from the server (messages, model and provider
+        # names): literal text, in which no link, image or math can form
         lines = [neutralise_markdown(self.text)]
         if self.error:
-            lines.append(f"⚠ {escape_text(self.error)}")
-        lines.append(f"<sub>{escape_text(self.footer)}</sub>")
+            lines.append(f"⚠ {escape_markdown_text(self.error)}")
+        lines.append(f"<sub>{escape_markdown_text(self.footer)}</sub>")
         return "\n\n".join(lines)

@@ -17,11 +17,12 @@ to stop generating and billing (§4.1 "Stream cancellation").
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 import socket
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -32,13 +33,17 @@ from ..errors import (
     APIError,
     ConfigError,
     NotFoundError,
+    OrmagicError,
     ProtocolError,
+    StreamError,
     TimeoutError_,
     TransportError,
 )
 from ..events import Event
+from ..formatting import printable
 from . import wire
-from .settings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ClientSettings
+from .request import ChatRequest
+from .settings import ClientSettings
 from .sse import iter_lines, iter_sse
 from .statuses import error_for, retry_after
 from .stream import iter_completion_events, iter_events
@@ -54,53 +59,6 @@ _WRITE_TIMEOUT = 60.0
 _SSE = wire.SSE
 _JSON = wire.JSON
 _DROPPED = "The connection dropped before the answer finished; what arrived is kept."
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat completion request (OpenRouter ``ChatRequest``, §2)."""
-
-    messages: Sequence[Mapping[str, Any]]
-    model: str = DEFAULT_MODEL
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    reasoning: Mapping[str, Any] | None = None
-    temperature: float | None = None
-    provider: Mapping[str, Any] | None = None
-    models: Sequence[str] = ()
-    session_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    # tool calling (docs/openrouter-tools.md §1.1): sent on every request of an exchange
-    tools: Sequence[Mapping[str, Any]] = ()
-    tool_choice: str | Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON body: always streaming and capped; unset optional fields are omitted.
-
-        ``max_tokens`` is always sent: without it OpenRouter's credit pre-check assumes the
-        model's whole output budget and may answer 402 (§2). ``extra`` is merged last.
-        """
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(message) for message in self.messages],
-            "stream": True,
-            "max_tokens": self.max_tokens,
-        }
-        if self.reasoning:
-            body["reasoning"] = dict(self.reasoning)
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        if self.provider:
-            body["provider"] = dict(self.provider)
-        if self.models:
-            body["models"] = list(self.models)
-        if self.session_id:
-            body["session_id"] = self.session_id
-        if self.tools:
-            body["tools"] = [dict(tool) for tool in self.tools]
-        if self.tool_choice is not None:
-            body["tool_choice"] = self.tool_choice
-        body.update(self.extra)
-        return body
 
 
 class OpenRouterClient:
@@ -143,13 +101,14 @@ class OpenRouterClient:
         """POST the request and yield its events; raise pre-stream errors on entry."""
         key = self._key()
         content = json.dumps(request.to_json(), ensure_ascii=False).encode()
-        response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
+        with _scrubbing(key):
+            response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
         events: EventStream | None = None
         try:
+            with _scrubbing(key):
+                raw = self._events(response, functools.partial(_scrub, secret=key))
             events = EventStream(
-                self._events(response),
-                response.headers.get("x-generation-id"),
-                abort=lambda: _shut_down(response),
+                raw, response.headers.get("x-generation-id"), abort=lambda: _shut_down(response)
             )
             yield events
         finally:
@@ -284,14 +243,19 @@ class OpenRouterClient:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _events(self, response: httpx.Response) -> Iterator[Event]:
-        """The event iterator for a response, or the pre-stream error it carries."""
+    def _events(
+        self, response: httpx.Response, clean: Callable[[OrmagicError], None]
+    ) -> Iterator[Event]:
+        """The event iterator for a response, or the pre-stream error it carries.
+
+        ``clean`` makes the error of a ``StreamFailed`` fit to show (:func:`_scrub`).
+        """
         if not response.is_success:
             raise self._api_error(response)
         generation_id = response.headers.get("x-generation-id")
         content_type = response.headers.get("content-type", "").lower()
         if "json" in content_type:
-            return self._json_events(response, generation_id)
+            return self._json_events(response, generation_id, clean)
         if "html" in content_type:
             # A proxy or captive portal page, not an event stream.
             raise ProtocolError(
@@ -299,9 +263,14 @@ class OpenRouterClient:
                 "Check OPENROUTER_BASE_URL."
             )
         chunks = _iter_chunks(response, self.settings.read_timeout)
-        return iter_events(iter_sse(iter_lines(chunks)), generation_id=generation_id)
+        return iter_events(iter_sse(iter_lines(chunks)), generation_id=generation_id, clean=clean)
 
-    def _json_events(self, response: httpx.Response, generation_id: str | None) -> Iterator[Event]:
+    def _json_events(
+        self,
+        response: httpx.Response,
+        generation_id: str | None,
+        clean: Callable[[OrmagicError], None],
+    ) -> Iterator[Event]:
         """A 2xx JSON body: an error (raised, §3) or a whole non-streaming completion."""
         body = self._read_json(response)
         if not isinstance(body, dict):
@@ -309,7 +278,7 @@ class OpenRouterClient:
         error = wire.body_error(body, response)
         if error is not None:
             raise error
-        return iter_completion_events(body, generation_id=generation_id)
+        return iter_completion_events(body, generation_id=generation_id, clean=clean)
 
     def _read(self, response: httpx.Response) -> bytes:
         try:
@@ -327,7 +296,7 @@ class OpenRouterClient:
         body = self._read(response)
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(
                 f"{self._base()} answered with something that is not JSON: {body[:80]!r}"
             ) from exc
@@ -340,7 +309,7 @@ class OpenRouterClient:
             body = b""
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None  # e.g. a proxy's HTML error page: the status reason is used
         error = error_for(response.status_code, payload, response)
         if not_found is not None and isinstance(error, NotFoundError):
@@ -358,13 +327,14 @@ class OpenRouterClient:
     ) -> Any:
         """``GET {base}{path}`` with the chat's error mapping; the body's ``data``."""
         key = self._key()
-        response = self._send(self._build("GET", path, key, _JSON, params=params))
-        try:
-            if not response.is_success:
-                raise self._api_error(response, not_found)
-            body = self._read_json(response)
-        finally:
-            response.close()
+        with _scrubbing(key):
+            response = self._send(self._build("GET", path, key, _JSON, params=params))
+            try:
+                if not response.is_success:
+                    raise self._api_error(response, not_found)
+                body = self._read_json(response)
+            finally:
+                response.close()
         if not isinstance(body, dict) or "data" not in body:
             raise ProtocolError(f'{self._base()}{path} answered without a "data" field.')
         return body["data"]
@@ -409,8 +379,8 @@ class EventStream:
         if self._abort is not None:
             self._abort()
 
-    def __iter__(self) -> EventStream:
-        return self
+    def __iter__(self) -> Iterator[Event]:
+        return self._events  # a for loop reads the events directly: one call less each
 
     def __next__(self) -> Event:
         return next(self._events)
@@ -454,3 +424,60 @@ def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[byte
 
 
 _reason = wire.reason
+_REDACTED = "[REDACTED]"
+
+
+@contextlib.contextmanager
+def _scrubbing(secret: str) -> Iterator[None]:
+    """Errors raised inside are fit to show (see :func:`_scrub`)."""
+    try:
+        yield
+    except OrmagicError as error:
+        _scrub(error, secret=secret)
+        raise
+
+
+def _scrub(error: OrmagicError, *, secret: str) -> None:
+    """Make an error that may quote the server fit to show, print and save.
+
+    A server (or a proxy in front of it) may echo the Authorization header in an error
+    message, which would then be shown in the notebook and saved with it: the key
+    becomes ``[REDACTED]``. Control characters are shown, not obeyed (the message is
+    printed in terminals).
+    """
+
+    def clean(text: str) -> str:
+        return printable(_without_secret(text, secret))
+
+    error.args = tuple(clean(arg) if isinstance(arg, str) else arg for arg in error.args)
+    if isinstance(error, APIError | StreamError):
+        error.message = clean(error.message)
+
+
+# A piece of the key this long is redacted too: an error message may quote a request or a
+# body cut short (a ProtocolError shows the first 80 characters of a bad chunk).
+_SECRET_PIECE = 12
+
+
+def _without_secret(text: str, secret: str) -> str:
+    """``text`` with the secret, and every piece of it of 12 characters or more, redacted."""
+    if len(secret) < _SECRET_PIECE:
+        return text.replace(secret, _REDACTED) if secret else text
+    pieces = _secret_pieces(secret)
+    out: list[str] = []
+    done = 0
+    for match in pieces.finditer(text):
+        if match.start() < done:
+            continue
+        end = match.end()
+        while end < len(text) and text[match.start() : end + 1] in secret:
+            end += 1  # a longer piece: up to where it stops matching the key
+        out += [text[done : match.start()], _REDACTED]
+        done = end
+    return "".join([*out, text[done:]]) if out else text
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_pieces(secret: str) -> re.Pattern[str]:
+    starts = range(len(secret) - _SECRET_PIECE + 1)
+    return re.compile("|".join(re.escape(secret[i : i + _SECRET_PIECE]) for i in starts))

@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_REFERER",
     "DEFAULT_TITLE",
+    "PROVIDER_SORTS",
     "REASONING_EFFORTS",
     "ClientSettings",
     "Secret",
@@ -25,6 +26,7 @@ DEFAULT_MAX_TOKENS = 16384
 DEFAULT_REFERER = "https://github.com/ormagic/ormagic"
 DEFAULT_TITLE = "ormagic"
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+PROVIDER_SORTS = ("price", "throughput", "latency")  # provider.sort
 
 
 class Secret:

@@ -159,7 +159,7 @@ def _with_detail(message: str, metadata: Mapping[str, Any]) -> str:
 def _raw_detail(raw: Any, limit: int = 200) -> str:
     """The message inside ``metadata.raw``, which may be a JSON string, an object or text."""
     if isinstance(raw, str):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             raw = json.loads(raw)
     if isinstance(raw, dict):
         inner = raw.get("error", raw)

@@ -7,12 +7,18 @@ format is the OpenAI one, so OpenAI-compatible servers (vLLM, DeepSeek) work as 
 Every stream ends with exactly one terminal event, ``Finished`` or ``StreamFailed``, and
 nothing follows it. The usage chunk is held back and emitted just before the terminal
 event, so a stream yields at most one ``Usage`` (the last one the server sent).
+
+A stream is complete when it says so: ``[DONE]``, a ``finish_reason`` or the usage chunk
+(which OpenRouter sends last). One that just stops (a clean end of the body without any
+of them: truncated, or not a chat stream at all) ends in a ``ProtocolError``, so a cut
+answer is never recorded as a whole one; what arrived is kept either way. EOF without
+``[DONE]`` after a finish reason is tolerated (§9).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,49 +39,65 @@ __all__ = ["iter_completion_events", "iter_events"]
 
 _DONE = "[DONE]"
 _SNIPPET = 80
+_TRUNCATED = (
+    "The stream ended before the answer was complete (no [DONE], no finish reason); "
+    "what arrived is kept."
+)
 
 
 def iter_events(
-    items: Iterable[SSEEvent | SSEComment], *, generation_id: str | None = None
+    items: Iterable[SSEEvent | SSEComment],
+    *,
+    generation_id: str | None = None,
+    clean: Callable[[OrmagicError], None] | None = None,
 ) -> Iterator[Event]:
     """Turn SSE items into ormagic events, ending with one terminal event.
 
     ``generation_id`` (the ``X-Generation-Id`` header) is used until a chunk carries its
     own ``id``. An :class:`OrmagicError` raised by ``items`` itself (the client turns a
-    dropped connection into one) becomes the terminal ``StreamFailed``.
+    dropped connection into one) becomes the terminal ``StreamFailed``. ``clean`` is
+    called on the error of a ``StreamFailed`` before it is yielded (the client redacts
+    the key from the server's words there).
     """
-    state = _State(generation_id)
-    source = iter(items)
-    while True:
-        try:
-            item = next(source)
-        except StopIteration:
-            break
-        except OrmagicError as exc:
-            yield from state.fail(exc)
-            return
-        if isinstance(item, SSEComment):
-            yield KeepAlive(item.text)
-            continue
-        if item.data.strip() == _DONE:
-            # Stop at once: nothing after [DONE] is read (§4.1, OR-TS).
-            break
-        if not item.data.strip():
-            continue
-        chunk = _parse_chunk(item.data)
-        if isinstance(chunk, ProtocolError):
-            yield from state.fail(chunk)
-            return
-        yield from _chunk_events(chunk)
-        error = state.note(chunk)
-        if error is not None:
-            yield from state.fail(error)
-            return
+    state = _State(generation_id, clean)
+    try:
+        for item in items:
+            if isinstance(item, SSEComment):
+                yield KeepAlive(item.text)
+                continue
+            data = item.data
+            if data[:1].isspace() or data[-1:].isspace():  # rare: strip only then
+                data = data.strip()
+            if data == _DONE:
+                # Stop at once: nothing after [DONE] is read (§4.1, OR-TS).
+                state.done = True
+                break
+            if not data:
+                continue
+            chunk = _parse_chunk(data)
+            if isinstance(chunk, ProtocolError):
+                yield from state.fail(chunk)
+                return
+            choices = _choices(chunk)
+            yield from _chunk_events(choices)
+            error = state.note(chunk, choices)
+            if error is not None:
+                yield from state.fail(error)
+                return
+    except OrmagicError as exc:  # raised by ``items``: the connection broke, say
+        yield from state.fail(exc)
+        return
+    if not state.complete:
+        yield from state.fail(ProtocolError(_TRUNCATED))
+        return
     yield from state.finish()
 
 
 def iter_completion_events(
-    body: Mapping[str, Any], *, generation_id: str | None = None
+    body: Mapping[str, Any],
+    *,
+    generation_id: str | None = None,
+    clean: Callable[[OrmagicError], None] | None = None,
 ) -> Iterator[Event]:
     """Events for a non-streaming chat completion (a server that ignored ``stream``).
 
@@ -89,16 +111,31 @@ def iter_completion_events(
         for choice in (choices if isinstance(choices, list) else [])
         if isinstance(choice, dict)
     ]
-    state = _State(generation_id)
-    yield from _chunk_events(as_chunk)
-    error = state.note(as_chunk)
+    state = _State(generation_id, clean)
+    choices = _choices(as_chunk)
+    yield from _chunk_events(choices)
+    error = state.note(as_chunk, choices)
     yield from state.finish() if error is None else state.fail(error)
 
 
+# The JSON scanner itself: ``json.loads`` would check its argument and skip whitespace
+# (already stripped) around the document on every chunk (bench/bench_client.py).
+def _scanner() -> Callable[[str, int], tuple[Any, int]]:
+    decoder: Any = json.JSONDecoder()  # scan_once is not in the type stubs
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once
+    return scan
+
+
+_SCAN = _scanner()
+
+
 def _parse_chunk(data: str) -> dict[str, Any] | ProtocolError:
+    """``data`` (stripped) as a JSON object, or the protocol error it is."""
     try:
-        value = json.loads(data)
-    except ValueError:
+        value, end = _SCAN(data, 0)
+    except (StopIteration, ValueError, RecursionError):  # RecursionError: deeper than Python
+        value, end = None, 0
+    if end != len(data):
         value = None
     if isinstance(value, dict):
         return value
@@ -111,22 +148,28 @@ def _choices(chunk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     choices = chunk.get("choices")
     if not isinstance(choices, list):
         return []
+    if len(choices) == 1 and isinstance(choices[0], dict):
+        return choices  # the usual shape, as it is
     return [choice for choice in choices if isinstance(choice, dict)]
 
 
-def _chunk_events(chunk: Mapping[str, Any]) -> Iterator[Event]:
+def _chunk_events(choices: list[Mapping[str, Any]]) -> tuple[Event, ...]:
     """Reasoning, text, then tool-call fragments of the first choice (ormagic asks for one)."""
-    choices = _choices(chunk)
     delta = choices[0].get("delta") if choices else None
     if not isinstance(delta, dict):
-        return
-    reasoning = _reasoning_delta(delta)
-    if reasoning is not None:
-        yield reasoning
+        return ()
     content = delta.get("content")
-    if isinstance(content, str) and content:
-        yield TextDelta(content)
-    yield from _tool_call_deltas(delta.get("tool_calls"))
+    text = TextDelta(content) if isinstance(content, str) and content else None
+    if (
+        "reasoning" not in delta
+        and "reasoning_details" not in delta
+        and "reasoning_content" not in delta
+        and "tool_calls" not in delta
+    ):
+        return (text,) if text else ()  # the common case: a piece of the answer
+    reasoning = _reasoning_delta(delta)
+    calls = tuple(_tool_call_deltas(delta.get("tool_calls")))
+    return tuple(event for event in (reasoning, text) if event is not None) + calls
 
 
 def _tool_call_deltas(items: Any) -> Iterator[ToolCallDelta]:
@@ -151,6 +194,10 @@ def _tool_call_deltas(items: Any) -> Iterator[ToolCallDelta]:
             name=_text(function.get("name")),
             arguments=arguments if isinstance(arguments, str) else "",
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _reasoning_delta(delta: Mapping[str, Any]) -> ReasoningDelta | None:
@@ -213,9 +260,11 @@ def _cost(value: Any) -> float | None:
         return None
 
 
-def _error_object(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _error_object(
+    chunk: Mapping[str, Any], choices: list[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
     """The chunk's top-level ``error``, else the first ``choices[i].error`` (§3, §6.3)."""
-    candidates = [chunk.get("error")] + [choice.get("error") for choice in _choices(chunk)]
+    candidates = [chunk.get("error")] + [choice.get("error") for choice in choices]
     for error in candidates:
         if isinstance(error, dict) and error:
             return error
@@ -235,33 +284,55 @@ def _stream_error(error: Mapping[str, Any], generation_id: str | None) -> Stream
     )
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 @dataclass
 class _State:
     """What a stream has told us so far about itself, for the terminal event."""
 
     generation_id: str | None
+    clean: Callable[[OrmagicError], None] | None = None
     model: str | None = None
     provider: str | None = None
     reason: str | None = None
     native_reason: str | None = None
     usage: Usage | None = None
+    done: bool = False  # [DONE] arrived
 
-    def note(self, chunk: Mapping[str, Any]) -> StreamError | None:
+    @property
+    def complete(self) -> bool:
+        """The stream said it ended: [DONE], a finish reason or the (last) usage chunk."""
+        return self.done or self.reason is not None or self.usage is not None
+
+    def note(
+        self, chunk: Mapping[str, Any], choices: list[Mapping[str, Any]]
+    ) -> StreamError | None:
         """Remember the chunk's metadata and usage; return its error, if it has one."""
-        self.generation_id = _text(chunk.get("id")) or self.generation_id
-        self.model = _text(chunk.get("model")) or self.model
-        self.provider = _text(chunk.get("provider")) or self.provider
-        for choice in _choices(chunk):
-            self.reason = _text(choice.get("finish_reason")) or self.reason
-            self.native_reason = _text(choice.get("native_finish_reason")) or self.native_reason
+        # written out, not looped: this runs for every chunk (bench/bench_client.py)
+        value = chunk.get("id")
+        if value and isinstance(value, str):
+            self.generation_id = value
+        value = chunk.get("model")
+        if value and isinstance(value, str):
+            self.model = value
+        value = chunk.get("provider")
+        if value and isinstance(value, str):
+            self.provider = value
+        for choice in choices:
+            value = choice.get("finish_reason")
+            if value and isinstance(value, str):
+                self.reason = value
+            value = choice.get("native_finish_reason")
+            if value and isinstance(value, str):
+                self.native_reason = value
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = _usage(usage)
-        error = _error_object(chunk)
+        if (
+            "error" not in chunk
+            and (not choices or "error" not in choices[0])
+            and (len(choices) < 2 or not any("error" in choice for choice in choices))
+        ):
+            return None
+        error = _error_object(chunk, choices)
         return None if error is None else _stream_error(error, self.generation_id)
 
     def finish(self) -> Iterator[Event]:
@@ -272,6 +343,8 @@ class _State:
         )
 
     def fail(self, error: OrmagicError) -> Iterator[Event]:
+        if self.clean is not None:
+            self.clean(error)
         if self.usage is not None:
             yield self.usage
         yield StreamFailed(error, self.generation_id, self.model, self.provider)

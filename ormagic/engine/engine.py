@@ -22,14 +22,15 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..client.http import ChatRequest, OpenRouterClient
+from ..client.request import ChatRequest
 from ..client.settings import ClientSettings
 from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
 from ..events import Event, Usage
 from ..view import FinalSummary, NullView, View
+from . import session
 from .conversation import Conversation, ConversationStore, Turn, new_session_id
 from .models import ModelCatalog, ModelInfo, cost_of
 from .notebook import Notebook, fill_prompt, gather_context
@@ -39,6 +40,9 @@ from .rounds import ToolPlan, iter_exchange
 from .tools import ToolBox, ToolRegistry, builtin_tools, user_tools
 from .turn import Clock, Outcome
 from .usage import UsageLedger
+
+if TYPE_CHECKING:  # httpx is imported with the client, when the first question is sent
+    from ..client.http import OpenRouterClient
 
 __all__ = ["Engine", "Prepared", "TurnResult", "default_engine", "set_default_engine"]
 
@@ -164,6 +168,8 @@ class Engine:
         if self._client is None or settings != self._settings:
             if self._client is not None:
                 self._client.close()
+            from ..client.http import OpenRouterClient
+
             self._client = OpenRouterClient(settings)
             self._settings = settings
             self.catalog = ModelCatalog(self._fetch_models)
@@ -606,20 +612,18 @@ def resumed_line(name: str, found: NotebookConversations) -> str:
     )
 
 
-_default: Engine | None = None
-
-
 def default_engine() -> Engine:
     """The engine ``ormagic.ask`` uses: the notebook's once ``%load_ext ormagic`` ran."""
-    global _default
-    if _default is None:
-        _default = Engine()
-    return _default
+    engine: Engine | None = session.current()
+    if engine is None:
+        engine = Engine()
+        session.adopt(engine)  # the extension, if loaded, gives it its settings and notebook
+    return engine
 
 
 def set_default_engine(engine: Engine | None) -> None:
     """Make ``engine`` the one ``ormagic.ask`` uses; the one it replaces is closed."""
-    global _default
-    if _default is not None and _default is not engine:
-        _default.close()
-    _default = engine
+    old = session.current()
+    if old is not None and old is not engine:
+        old.close()
+    session.adopt(engine)

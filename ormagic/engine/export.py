@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..events import Usage
-from ..formatting import tool_line
+from ..formatting import inert_pre, tool_line
 from .conversation import Conversation, Response, Turn
 from .resume import record, typed, usage_from
 
@@ -139,8 +139,7 @@ def _answer_markdown(turn: Turn, neutralise: Callable[[str], str]) -> str:
         # Escaped text inside <details><pre> renders collapsed and cannot run script
         # (docs/jupyter-notes.md, "Security: outputs are trusted").
         blocks.append(
-            "<details><summary>Reasoning</summary>\n\n"
-            f"<pre>{html.escape(reasoning)}</pre>\n\n</details>"
+            f"<details><summary>Reasoning</summary>\n\n{inert_pre(reasoning)}\n\n</details>"
         )
     calls = _calls_markdown(turn)
     if calls:
@@ -158,7 +157,7 @@ def _title_markdown(conversation: Conversation) -> str:
     title = f"# Conversation {_escape_inline(conversation.name)}"
     if not conversation.system:
         return title
-    return f"{title}\n\nSystem prompt:\n\n<pre>{html.escape(conversation.system)}</pre>"
+    return f"{title}\n\nSystem prompt:\n\n{inert_pre(conversation.system)}"
 
 
 def _setup_source(conversation: Conversation) -> str:

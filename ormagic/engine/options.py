@@ -21,6 +21,7 @@ from ..client.settings import (
     DEFAULT_MODEL,
     DEFAULT_REFERER,
     DEFAULT_TITLE,
+    PROVIDER_SORTS,
     REASONING_EFFORTS,
     ClientSettings,
     Secret,
@@ -29,8 +30,6 @@ from ..context.block import ContextMode
 from ..errors import ConfigError
 
 __all__ = ["PROVIDER_SORTS", "AskOptions", "Checked", "Defaults"]
-
-PROVIDER_SORTS = ("price", "throughput", "latency")
 
 
 @dataclass

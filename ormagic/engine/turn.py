@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..client.http import ChatRequest, OpenRouterClient
 from ..client.message import MessageBuilder
 from ..errors import OrmagicError
 from ..events import Event, Finished, StreamFailed, ToolResult, Usage
 from ..view import FinalSummary
 from .conversation import Response, RoundRecord
 from .usage import footer_text
+
+if TYPE_CHECKING:
+    from ..client.http import OpenRouterClient
+    from ..client.request import ChatRequest
 
 __all__ = ["Outcome", "iter_answer"]
 

@@ -38,7 +38,7 @@ from ..engine.tables import one_line
 from ..errors import ConfigError, OrmagicError
 from ..formatting import format_cost, format_count, tool_line
 from ..render.chart import PLOT_HINT, Measure, chart_bundle
-from ..render.markdown import escape_text, neutralise_markdown
+from ..render.escape import escape_text
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
 
@@ -415,6 +415,8 @@ def _tool_text(tool: Any) -> str:
 
 def _writer(path: str) -> Callable[..., None]:
     if path.endswith(".ipynb"):
+        from ..render.markdown import neutralise_markdown  # markdown-it, only to export
+
         return functools.partial(export_notebook, neutralise=neutralise_markdown)
     if path.endswith(".json"):
         return export_json

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.hooks import set_publisher_factory
-from ..context.capture import uninstall
-from ..engine.engine import default_engine, set_default_engine
+from ..engine import session
 from .display import JupyterPublisher
 from .magic import ChatMagics
 
@@ -25,10 +24,12 @@ def load(shell: Any) -> None:
     global _magics
     if _magics is not None and _magics.shell is shell:
         return
-    magics = ChatMagics(shell=shell, engine=default_engine())
+    magics = ChatMagics(shell=shell)
     shell.register_magics(magics)
     magics.start_recording()  # IPython < 9.1 keeps no printed output of cells
-    magics.engine.notebook = magics.notebook()
+    # The session's engine (ormagic.ask's too) is made by the first question, with the
+    # magic's settings and notebook; one made before loading gets them now.
+    session.on_create(magics.attach)
     if getattr(shell, "kernel", None) is not None:  # ormagic.map draws its progress bar
         set_publisher_factory(JupyterPublisher)
     _magics = magics
@@ -37,10 +38,12 @@ def load(shell: Any) -> None:
 def unload(shell: Any) -> None:
     """Stop recording output, close the HTTP client and forget the session's engine."""
     global _magics
+    from ..context.capture import uninstall
+
     uninstall(shell)
+    session.on_create(None)
     set_publisher_factory(None)
     if _magics is not None:
-        _magics.engine.close()
-        _magics.engine.notebook = None
+        _magics.detach()
         _magics = None
-    set_default_engine(None)
+    session.forget()

@@ -11,7 +11,7 @@ that talks to the user about errors: bad flags and configuration become one-line
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -25,21 +25,25 @@ from ..client.settings import (
     DEFAULT_MODEL,
     DEFAULT_REFERER,
     DEFAULT_TITLE,
+    PROVIDER_SORTS,
     REASONING_EFFORTS,
     Secret,
 )
-from ..context.capture import Recorder, install, uninstall
-from ..engine.compare import compare
-from ..engine.conversation import Turn
-from ..engine.engine import Engine, TurnResult
-from ..engine.options import PROVIDER_SORTS, AskOptions
 from ..errors import ConfigError, OrmagicError
-from ..render.views import NotebookView, TerminalView
-from ..view import View
-from . import commands, side_by_side
-from .display import JupyterPublisher
-from .each import check_each_flags, run_each
-from .notebook import ShellNotebook, cell_id, format_error, shell_writers
+from ..formatting import printable
+
+# %load_ext imports this module and no more: the engine, the notebook reader, the views
+# and the commands (and with them httpx, markdown-it, nbformat) are imported by the
+# methods that need them, so the first %%chat pays for them instead.
+if TYPE_CHECKING:
+    from ..context.capture import Recorder
+    from ..engine.conversation import Turn
+    from ..engine.engine import Engine, TurnResult
+    from ..engine.options import AskOptions
+    from ..view import View
+    from . import commands
+    from .notebook import ShellNotebook
+    from .side_by_side import SideBySideDisplays
 
 __all__ = ["SETTINGS", "ChatMagics"]
 
@@ -170,28 +174,68 @@ class ChatMagics(Magics):
 
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.engine = engine or Engine()
-        self.engine.defaults.update(**{name: getattr(self, name) for name in SETTINGS})
         # set by start_recording where IPython < 9.1 keeps no printed output
         self.recorder: Recorder | None = None
         # side-by-side outputs, so that %chat pick can mark the kept answer in them
-        self.side_by_side = side_by_side.SideBySideDisplays()
+        self._displays: SideBySideDisplays | None = None
+        self._engine: Engine | None = None
+        if engine is not None:
+            self.attach(engine)
+
+    @property
+    def side_by_side(self) -> SideBySideDisplays:
+        """The side-by-side outputs on show (made by the first -m A -m B cell)."""
+        if self._displays is None:
+            from .side_by_side import SideBySideDisplays
+
+            self._displays = SideBySideDisplays()
+        return self._displays
+
+    @property
+    def engine(self) -> Engine:
+        """The engine behind ``%%chat``: the session's default one, made when first needed."""
+        if self._engine is None:
+            from ..engine.engine import default_engine
+
+            self.attach(default_engine())
+        assert self._engine is not None
+        return self._engine
+
+    def attach(self, engine: Engine) -> None:
+        """Drive ``engine``: mirror the settings into it; it reads this shell's notebook."""
+        self._engine = engine
+        engine.defaults.update(**{name: getattr(self, name) for name in SETTINGS})
+        engine.notebook = self.notebook()
+
+    def detach(self) -> None:
+        """Close the engine's HTTP client and stop reading the notebook (unload)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine.notebook = None
+            self._engine = None
 
     @observe(*SETTINGS)
     def _mirror(self, change: Any) -> None:
-        self.engine.defaults.update(**{change["name"]: change["new"]})
+        if self._engine is not None:  # else attach() copies every setting
+            self._engine.defaults.update(**{change["name"]: change["new"]})
 
     @observe("record_output")
     def _toggle_recording(self, change: Any) -> None:
         if change["new"]:
             self.start_recording()
         else:
+            from ..context.capture import uninstall
+
             uninstall(self.shell)
             self.recorder = None
 
     def start_recording(self) -> None:
         """Record printed output where IPython (< 9.1) does not (``record_output``)."""
-        if self.record_output:
+        history = getattr(self.shell, "history_manager", None)
+        if self.record_output and not hasattr(history, "outputs"):  # IPython >= 9.1 has them
+            from ..context.capture import install
+            from .notebook import format_error, shell_writers
+
             self.recorder = install(
                 self.shell,
                 format_error=lambda error: format_error(self.shell, error),
@@ -205,6 +249,8 @@ class ChatMagics(Magics):
 
     def notebook(self) -> ShellNotebook:
         """The notebook the engine reads context from."""
+        from .notebook import ShellNotebook
+
         return ShellNotebook(self.shell, self.recorder)
 
     # ------------------------------------------------------------------ %%chat
@@ -297,6 +343,8 @@ class ChatMagics(Magics):
         args = _unquote_args(parse_argstring(self.chat, line))
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o/--out needs a variable name, not {args.out!r}.")
+        from .each import check_each_flags, run_each
+
         check_each_flags(args)
         if args.each is not None:  # one prompt over every row
             run_each(self, args, cell)
@@ -319,6 +367,9 @@ class ChatMagics(Magics):
 
     def options(self, args: Any) -> AskOptions:
         """The question's options from the cell's flags."""
+        from ..engine.options import AskOptions
+        from .notebook import cell_id
+
         return AskOptions(
             conversation=args.conversation,
             model=args.model[0] if args.model else None,
@@ -340,6 +391,9 @@ class ChatMagics(Magics):
 
     def _side_by_side(self, args: Any, cell: str) -> None:
         """``-m A -m B``: the same question to each model at once, a column each."""
+        from ..engine.compare import compare
+        from . import side_by_side
+
         view = side_by_side.view_for(
             self.shell,
             show_reasoning=self.show_reasoning and not args.hide_reasoning,
@@ -369,6 +423,9 @@ class ChatMagics(Magics):
         self.side_by_side.repaint(turn)
 
     def _view(self, args: Any) -> View:
+        from ..render.views import NotebookView, TerminalView
+        from .display import JupyterPublisher
+
         show = self.show_reasoning and not args.hide_reasoning
         if getattr(self.shell, "kernel", None) is None:
             return TerminalView(show_reasoning=show)
@@ -414,6 +471,8 @@ class ChatMagics(Magics):
             # `%chat --fix` and other flags without a body: a turn with an empty prompt
             self.chat(line, "")
             return
+        from . import commands
+
         try:
             reply = commands.dispatch(self, line)
         except OrmagicError as error:
@@ -421,12 +480,15 @@ class ChatMagics(Magics):
         self._show(reply)
 
     def _show(self, reply: commands.Reply) -> None:
+        text = printable(reply.text)  # names and answers from the network: shown, not obeyed
         if getattr(self.shell, "kernel", None) is None:
-            print(reply.text)
+            print(text)
             return
-        bundle = {"text/plain": reply.text}
+        bundle = {"text/plain": text}
         if reply.html is not None:
             bundle["text/html"] = reply.html
+        from .display import JupyterPublisher
+
         publisher = JupyterPublisher()
         publisher.display(bundle)
         for extra in reply.bundles:

@@ -143,7 +143,8 @@ class _Column:
         self.encrypted = 0
         self.reasoning_started: float | None = None
         self.reasoning_seconds: float | None = None
-        self.drawn = False  # its first words were shown
+        self.drawn = False  # its first words (of reasoning or answer) were shown
+        self.answer_drawn = False  # its answer's first words were shown
         self._noted = 0.0
 
     # -- events
@@ -205,9 +206,17 @@ class _Column:
             return self.answer.pending
         return self.panel.blocks.pending if self.panel is not None else 0
 
+    @property
+    def fresh(self) -> bool:
+        """Its first reasoning, or its answer's first words, wait to be drawn."""
+        if self.answer_parts:
+            return not self.answer_drawn and self.answer.pending > 0
+        return not self.drawn and self.pending > 0
+
     def redraw(self) -> None:
         self.drawn = True
         if self.answer_parts and self.answer.pending:
+            self.answer_drawn = True
             self.answer.redraw()
         elif not self.answer_parts:
             self._flush_reasoning()
@@ -354,10 +363,10 @@ class ColumnsView:
     def _tick(self) -> None:
         """One shared budget: when a redraw is due, every column that changed is drawn.
 
-        A column's first words are drawn as soon as they arrive, as for a single answer:
-        at most one extra redraw per column.
+        A column's first reasoning and its answer's first words are drawn as soon as they
+        arrive, as for a single answer: at most two extra redraws per column.
         """
-        fresh = [c for c in self._columns if c.pending and not c.drawn]
+        fresh = [c for c in self._columns if c.fresh]
         for column in fresh:
             column.redraw()
         if fresh:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..events import Event, Finished, ReasoningDelta, StreamFailed, TextDelta
+from ..formatting import inert_pre
 from ..view import FinalSummary
 from .live import pre_html
 from .markdown import escape_text, neutralise_markdown, render_html
@@ -86,13 +87,16 @@ def _markdown_inline(text: str) -> str:
 def _section_markdown(number: int, column: ColumnAnswer, kept: bool) -> str:
     head = f"**{_markdown_inline(header(number, column.model))}**"
     blocks = [f"{head} · {_KEPT}" if kept else head]
-    reasoning = _reasoning_html(column)
-    if reasoning:
-        blocks.append(reasoning)
+    if column.reasoning_title is not None:  # one line: no blank line ends the HTML block
+        summary = _markdown_inline(column.reasoning_title)
+        blocks.append(
+            f"<details><summary>{summary}</summary>{inert_pre(column.reasoning)}</details>"
+        )
     if column.answer:
         blocks.append(neutralise_markdown(column.answer))
     lines = [line for line in (column.status, column.footer) if line]
-    blocks.append("  \n".join(f"<sub>{escape_text(line)}</sub>" for line in lines))
+    # status and footer quote the server (an error message, a provider's name)
+    blocks.append("  \n".join(f"<sub>{_markdown_inline(line)}</sub>" for line in lines))
     return "\n\n".join(blocks)
 
 

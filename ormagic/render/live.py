@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .blocks import split_blocks
-from .markdown import escape_text
+from .escape import escape_text
 
 __all__ = [
     "MAX_LIVE_OUTPUTS",
@@ -34,16 +34,25 @@ Clock = Callable[[], float]
 # A piece of finished answer becomes its own output once it is at least this large and
 # this share of what is already committed, so the open part (re-sent on each redraw) stays
 # small. JupyterLab hides a cell's outputs beyond 50: at MAX_LIVE_OUTPUTS the live pieces
-# are merged into one output. Pieces grow with the answer, so merges get rarer and all of
-# them together re-send about twice the answer at most.
+# are merged into one output (the reasoning panel and the footer make 47). Pieces grow
+# with the answer, so merges get rarer and all of them together re-send about half the
+# answer at most.
 _MIN_PIECE_CHARS = 400
-_MIN_PIECE_SHARE = 1 / 40
-MAX_LIVE_OUTPUTS = 40
+_MIN_PIECE_SHARE = 1 / 60
+MAX_LIVE_OUTPUTS = 45
 # An open code fence longer than this is cut at a line end and re-opened, so a redraw never
 # re-sends more than about this much (the fence is merged again in the final output).
 _MAX_OPEN_FENCE_CHARS = 1500
+# Any other open block (a long list or table, a paragraph without blank lines) is cut as
+# well once it is this long: at a line end (a table is re-opened with its header), else
+# at a space, else anywhere. The live view may show a seam there; the final output is
+# rendered whole. This bounds what one redraw renders and sends, so a 10 MB answer costs
+# linear time, not quadratic.
+_MAX_OPEN_CHARS = 3000
 _REASONING_CHUNK_CHARS = 1500
-_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})([^\n]*)\n")
+_FENCE_OPEN = re.compile(r"( {0,3})(`{3,}|~{3,})([^\n]*)\n")
+_TABLE_ROW = re.compile(r" {0,3}\|")
+_TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 # word-break: JupyterLab's output <pre> breaks words anywhere (measured); prose wraps at
 # spaces, and only an overlong word is broken.
@@ -85,8 +94,8 @@ class Pacer:
         clock: Clock,
         *,
         min_interval: float = 0.1,
-        max_interval: float = 2.0,
-        traffic_factor: float = 3.0,
+        max_interval: float = 4.0,
+        traffic_factor: float = 1.0,
     ) -> None:
         self._clock = clock
         self.min_interval = min_interval
@@ -122,8 +131,13 @@ def pre_html(text: str) -> str:
 
 def _split_open_fence(tail: str) -> tuple[str, str]:
     """Cut an over-long open code fence at a line end: (closed piece, re-opened rest)."""
-    match = _FENCE_OPEN.match(tail)
-    if match is None or len(tail) <= _MAX_OPEN_FENCE_CHARS:
+    if len(tail) <= _MAX_OPEN_FENCE_CHARS:
+        return "", tail
+    # Only the first line, and only once it is complete: matched against a long run of
+    # backticks with no line end, the pattern would backtrack quadratically.
+    first_end = tail.find("\n")
+    match = _FENCE_OPEN.match(tail, 0, first_end + 1) if first_end >= 0 else None
+    if match is None:
         return "", tail
     cut = tail.rfind("\n", match.end(), len(tail))
     if cut <= match.end():
@@ -148,6 +162,10 @@ class LiveBlocks:
         self._render = render
         self._split = split
         self._open = ""
+        # text appended since the last redraw: joined then, so an append costs O(1) however
+        # much arrives between two redraws (a fast server can send megabytes)
+        self._arrived: list[str] = []
+        self._arrived_chars = 0
         self._committed: list[str] = []
         self._committed_chars = 0
         self._display_id: str | None = None
@@ -159,14 +177,24 @@ class LiveBlocks:
     @property
     def pending(self) -> int:
         """Estimated characters of HTML a redraw would send: 0 when nothing changed."""
-        return int(len(self._open) * self._html_ratio) if self._dirty else 0
+        if not self._dirty:
+            return 0
+        return int((len(self._open) + self._arrived_chars) * self._html_ratio)
 
     def append(self, text: str) -> None:
-        self._open += text
+        self._arrived.append(text)
+        self._arrived_chars += len(text)
         self._dirty = True
+
+    def _take_arrived(self) -> None:
+        if self._arrived:
+            self._open += "".join(self._arrived)
+            self._arrived.clear()
+            self._arrived_chars = 0
 
     def redraw(self) -> None:
         self._dirty = False
+        self._take_arrived()
         head, tail = self._split(self._open)
         if head and len(head) >= max(_MIN_PIECE_CHARS, _MIN_PIECE_SHARE * self._committed_chars):
             self._show(head)
@@ -187,6 +215,7 @@ class LiveBlocks:
         """Show everything committed as one output, after the caller cleared the outputs."""
         self._display_id = None
         self.outputs = 0
+        self._take_arrived()
         if self._committed:
             self._committed = ["".join(self._committed)]
             self._show(self._committed[0])
@@ -210,18 +239,97 @@ class LiveBlocks:
 
 
 def answer_split(text: str) -> tuple[str, str]:
-    head, tail = split_blocks(text)
+    """Finished blocks and the open rest of a live answer (see :class:`LiveBlocks`)."""
+    last_line = max(text.rfind("\n"), text.rfind("\r")) + 1
+    if 0 < last_line < len(text) and text[last_line].isalpha():
+        # A line that starts with a letter cannot continue a list, a quote or indented
+        # code, nor be a reference definition or a fence: once its first letter is
+        # here, the blocks before it are finished (split_blocks waits for the whole
+        # line, which for a paragraph of prose means the whole paragraph).
+        head, _ = split_blocks(text + "\n")
+        tail = text[len(head) :]
+    else:
+        head, tail = split_blocks(text)
     if head:
         return head, tail
-    return _split_open_fence(tail)
+    head, tail = _split_open_fence(tail)
+    if head:
+        return head, tail
+    return _cut_long_block(tail)
+
+
+def _cut_long_block(tail: str) -> tuple[str, str]:
+    """An open block over :data:`_MAX_OPEN_CHARS`, cut for the live view."""
+    if len(tail) <= _MAX_OPEN_CHARS:
+        return "", tail
+    cut = _cut_point(tail)
+    head, rest = tail[:cut], tail[cut:]
+    opener = _open_fence_line(head) if head.endswith("\n") else None
+    if opener is not None:  # close the fence in this piece and open it again in the next
+        fence = _FENCE_OPEN.match(opener)
+        if fence is not None:
+            head += fence.group(1) + fence.group(2) + "\n"
+            rest = opener + rest
+    elif _TABLE_ROW.match(rest):
+        rest = _table_header(head) + rest
+    return head, rest
+
+
+def _open_fence_line(text: str) -> str | None:
+    """The opening line of a fence still open at the end of ``text``, if any."""
+    opener: str | None = None
+    for line in text.splitlines(keepends=True):
+        fence = _FENCE_OPEN.match(line if line.endswith("\n") else line + "\n")
+        if fence is None:
+            continue
+        if opener is None:
+            opener = line if line.endswith("\n") else line + "\n"
+        elif _closes(opener, fence):
+            opener = None
+    return opener
+
+
+def _closes(opener: str, fence: re.Match[str]) -> bool:
+    opened = _FENCE_OPEN.match(opener)
+    run = fence.group(2)
+    return (
+        opened is not None
+        and run[0] == opened.group(2)[0]
+        and len(run) >= len(opened.group(2))
+        and not fence.group(3).strip(" \t")
+    )
+
+
+def _cut_point(text: str) -> int:
+    """After the last line end, else the last space, else most of the text."""
+    half = len(text) // 2
+    for separator in ("\n", " "):
+        at = text.rfind(separator, half, len(text) - 1)
+        if at >= 0:
+            return at + 1
+    return len(text) - _MAX_OPEN_CHARS // 2
+
+
+def _table_header(head: str) -> str:
+    """The header and delimiter rows of the table ``head`` ends in ("" if none)."""
+    lines = head.splitlines(keepends=True)
+    start = len(lines)
+    while start > 0 and _TABLE_ROW.match(lines[start - 1]):
+        start -= 1
+    if len(lines) - start >= 2 and _TABLE_DELIMITER.match(lines[start + 1]):
+        return lines[start] + lines[start + 1]
+    return ""
 
 
 def reasoning_split(text: str) -> tuple[str, str]:
+    """Reasoning cut into pieces of about :data:`_REASONING_CHUNK_CHARS`."""
     if len(text) < _REASONING_CHUNK_CHARS:
         return "", text
     cut = text.rfind("\n\n", 0, len(text) - 1)
     if cut < _REASONING_CHUNK_CHARS // 2:
         cut = text.rfind("\n", 0, len(text) - 1)
-    if cut <= 0:
-        return "", text
+    if cut < _REASONING_CHUNK_CHARS // 2:
+        cut = text.rfind(" ", 0, len(text) - 1)
+    if cut < _REASONING_CHUNK_CHARS // 2:
+        cut = len(text) - 1  # no line end or space at all: cut anywhere
     return text[: cut + 1], text[cut + 1 :]

@@ -28,24 +28,34 @@ from urllib.parse import quote, unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, stripEscape, unescapeAll
-from markdown_it.helpers import parseLinkDestination
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
-from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+from .escape import escape_text
+from .highlight import BOX_CLASS, highlight_code
 from .texmath import (
     MATH_CLOSERS,
     math_bracket_block,
     math_bracket_inline,
+    math_dollar_block,
     math_dollar_inline,
 )
 
-__all__ = ["escape_text", "neutralise_markdown", "render_html"]
+__all__ = ["escape_markdown_text", "escape_text", "neutralise_markdown", "render_html"]
 
 
-def escape_text(text: str) -> str:
-    """Plain text to HTML-safe text (``&``, ``<``, ``>``, ``"`` and ``'`` escaped)."""
-    return html.escape(text, quote=True)
+# CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,
+# except the characters of the entities that html.escape has already written (& ; < >).
+_MD_PUNCTUATION = re.compile(r"([!-%'-/:=?@\[-`{-~])")
+
+
+def escape_markdown_text(text: str) -> str:
+    """Untrusted text as literal text on one Markdown line (a name, an error message).
+
+    HTML is escaped, every Markdown punctuation character is backslash-escaped (so no
+    link, image, emphasis or math can form) and line breaks become spaces.
+    """
+    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,9 +111,11 @@ def render_html(text: str, *, highlight: bool = True) -> str:
     ``href`` only for http, https, mailto and relative targets (opening in a new tab with
     ``rel="noopener noreferrer nofollow"``); images become links labelled ``🖼 alt`` so
     nothing is fetched; fenced code with a known language is highlighted by pygments
-    with inline styles; ``$...$``, ``$$...$$``, ``\\(...\\)`` and ``\\[...\\]`` reach the
-    browser as TeX with their delimiters for MathJax. ``highlight=False`` leaves code
-    uncoloured: the live view uses it, since inline styles make code four times larger.
+    with token classes (:func:`ormagic.render.highlight.stylesheet` gives the
+    ``<style>`` they need); ``$...$``, ``$$...$$``, ``\\(...\\)`` and ``\\[...\\]`` reach
+    the browser as TeX with their delimiters for MathJax. ``highlight=False`` (the live
+    view) leaves code uncoloured in a box styled inline, so that it needs no stylesheet.
+    Work is linear in the text (the math rules are; see :mod:`ormagic.render.texmath`).
     """
     return str(_parser().render(text, {"highlight": highlight}))
 
@@ -113,12 +125,10 @@ def _parser() -> MarkdownIt:
     md = _ParseAllLinks("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     # Blank lines are not allowed inside $$ (as in LaTeX), so split_blocks can never cut
-    # a display equation in two. dollarmath's inline rule is replaced by our own: with
-    # allow_digits=False it reads src[pos - 1] at pos 0, i.e. the paragraph's last char.
-    md.use(dollarmath_plugin, allow_labels=False, allow_blank_lines=False)
-    md.inline.ruler.disable("math_inline")
+    # a display equation in two.
     md.inline.ruler.before("escape", "math_dollar", math_dollar_inline)
     md.inline.ruler.before("escape", "math_bracket", math_bracket_inline)
+    md.block.ruler.before("fence", "math_dollar_block", math_dollar_block)
     md.block.ruler.before("fence", "math_bracket_block", math_bracket_block)
     md.core.ruler.push("secure_links", _secure_links)
     for name, rule in _RENDER_RULES.items():
@@ -225,39 +235,29 @@ def _render_fence(self: Any, tokens: Sequence[Token], idx: int, options: Any, en
 
 
 def _render_code_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    return _code_html(tokens[idx].content, "")
+    return _code_html(tokens[idx].content, "", highlight=env.get("highlight", True))
 
 
-# JupyterLab styles every nested <pre> with the theme's background and no padding, and
-# breaks long lines anywhere; our own inline styles win over its stylesheet. Highlighted
-# code gets a light box of its own because pygments' colours are made for a light
-# background (measured in JupyterLab's dark theme: blue names on #111 were unreadable);
-# plain code gets the same box, so live (uncoloured) and final code look alike.
-_CODE_BOX = (
-    "padding:6px 10px;margin:0.6em 0;border-radius:4px;overflow-x:auto;"
-    "white-space:pre;word-break:normal;overflow-wrap:normal;line-height:1.4"
+# The live view's code box, styled inline so that a redraw needs no stylesheet: the same
+# look as the final output's ``.orm-code`` box (see highlight.py), without the colours.
+_LIVE_BOX = (
+    "padding:6px 10px;border-radius:4px;overflow-x:auto;white-space:pre;"
+    "background:#f6f8fa;color:#1f2328"
 )
-_LIGHT_BOX = f"{_CODE_BOX};background:#f6f8fa;color:#1f2328"
-# JupyterLab's dark theme gives <code> a dark background of its own: seen as black bars
-# on each line inside the light box
-_CODE_INNER = "background:none;color:inherit;padding:0;border:0"
+_LIVE_CODE = "background:none;color:inherit;padding:0"
 
 
 def _code_html(code: str, language: str, *, highlight: bool = True) -> str:
-    lexer = _lexer(language) if language and highlight else None
-    if lexer is None:
-        # No guessing: pygments' guess_lexer is slow and often wrong on short snippets.
-        attrs = f' class="language-{escapeHtml(language)}"' if language else ""
+    attrs = f' class="language-{escapeHtml(language)}"' if language else ""
+    if not highlight:
         return (
-            f'<pre style="{_LIGHT_BOX}"><code style="{_CODE_INNER}"{attrs}>'
+            f'<pre style="{_LIVE_BOX}"><code style="{_LIVE_CODE}"{attrs}>'
             f"{escapeHtml(code)}</code></pre>\n"
         )
-    from pygments import highlight as pygmentize
-    from pygments.formatters import HtmlFormatter
-
-    # Inline styles (noclasses) so no stylesheet is needed in the notebook.
-    spans = str(pygmentize(code, lexer, HtmlFormatter(noclasses=True, nowrap=True)))
-    return f'<pre style="{_LIGHT_BOX}"><code style="{_CODE_INNER}">{spans}</code></pre>\n'
+    # No guessing: pygments' guess_lexer is slow and often wrong on short snippets.
+    lexer = _lexer(language) if language else None
+    body = escapeHtml(code) if lexer is None else highlight_code(code, lexer)
+    return f'<pre class="{BOX_CLASS}"><code{attrs}>{body}</code></pre>\n'
 
 
 @lru_cache(maxsize=128)
@@ -288,31 +288,41 @@ _RENDER_RULES = {
 # ---------------------------------------------------------------------------------------
 # neutralise_markdown
 
-# Content that a renderer ending the fence early (marked closes ``` at "```~~") would
-# render as Markdown: a tag, an image or a link.
+# Fence content that would do something if a renderer read it as Markdown instead of
+# code: a tag, an image or a link.
 _RISKY_CODE = re.compile(r"<[A-Za-z/!?]|!\[|\]\s*\(|\]:")
-_LT = re.compile(r"(\\*)<")
-_IMAGE = re.compile(r"(\\*)!\[")
+# (?<!\\): a run of backslashes is tried once, at its start, not at each of its positions
+_LT = re.compile(r"(?<!\\)(\\*)<")
+_IMAGE = re.compile(r"(?<!\\)(\\*)!\[")
 _LINK_TARGET = re.compile(r"\][ \t]*\(|\]:")
-_LOOSE_DESTINATION = re.compile(r"<[^\n>]*>?|\S*")
 # Characters a destination without <...> cannot hold (CommonMark, link destination).
 _NOT_BARE = re.compile(r"[\s()<>\\]")
+# In fence content written as HTML: what HTML, a Markdown renderer or a math extractor
+# could act on (a tag, an entity, a link, an image, a math delimiter, a line break).
+_CODE_ENTITIES = re.compile(r"[&<\[\]$\\\n\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LANGUAGE = re.compile(r"[^A-Za-z0-9_+#.-]")
 
 
 def neutralise_markdown(text: str) -> str:
-    r"""Markdown that is safe even in a renderer that passes raw HTML through.
+    r"""Markdown that is safe in any renderer, whatever it takes to be code or prose.
 
     Line ends become ``\n``. Outside fenced code blocks (found by markdown-it's block
     parser): every ``<`` becomes ``&lt;`` (a backslash-escaped ``\<`` too, losing its
     backslash), ``![`` becomes ``\![`` so images turn into links, and link or reference
     destinations with an unsafe scheme become ``#``. This also applies inside inline
-    code spans and indented code, so a frontend that disagrees about where code ends
-    never sees a tag; the cost is a literal ``&lt;`` (or ``#``) shown there by
-    Markdown-only frontends. Fenced code is left as written, but a fence whose content
-    holds a tag, image or link is re-fenced with more backticks than any run inside, so
-    no renderer can end it early, with an opening line that cannot pass for a closing
-    one; a ``<`` in an info string becomes an entity. What stays assumed is that the
-    renderer agrees with CommonMark on where list items, quotes and indented code end.
+    code spans and indented code; the cost is a literal ``&lt;`` (or ``#``) shown there
+    by Markdown-only frontends.
+
+    A fenced code block stays a fence when its content could do nothing as Markdown (no
+    tag, image or link). One whose content could is written as a single line of HTML,
+    ``<pre><code>`` with that content's ``&``, ``<``, brackets, ``$``, backslashes and
+    line breaks as character references: it reads the same in every renderer that shows
+    HTML, and nothing in it can become live, even in a renderer that disagrees about
+    where code starts and ends (a list item ending the fence, marked's looser closing
+    fence, or JupyterLab pulling ``$`` and ``\\(`` math out of the text before parsing
+    Markdown, which can swallow a fence's opening line). So the result never holds a tag
+    from the model under any reading of it, only ``<pre>``/``<code>`` of its own. Linear
+    in the text.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
     lines = text.split("\n")
@@ -338,7 +348,7 @@ def _block_parser() -> MarkdownIt:
     has been escaped: no HTML block can start.
     """
     md = _ParseAllLinks("commonmark", {"html": False})
-    md.use(dollarmath_plugin, allow_labels=False, allow_blank_lines=False)
+    md.block.ruler.before("fence", "math_dollar_block", math_dollar_block)
     md.block.ruler.before("fence", "math_bracket_block", math_bracket_block)
     md.enable("table").disable(["inline", "text_join"])
     return md
@@ -365,17 +375,65 @@ def _escape_image(match: re.Match[str]) -> str:
     return match.group() if len(slashes) % 2 else slashes + "\\!["
 
 
+def _unescaped(slashes: str) -> str:
+    return slashes[:-1] if len(slashes) % 2 else slashes
+
+
+def _neutralise_fence(lines: list[str], fence: Token) -> list[str]:
+    marker = fence.markup
+    at = lines[0].find(marker)
+    prefix, info = lines[0][:at], lines[0][at + len(marker) :]
+    if _RISKY_CODE.search(fence.content):
+        return [prefix + _code_as_html(fence.content, unescapeAll(fence.info).strip())]
+    # The info string is prose to a renderer that does not see a fence here (or splits
+    # lines at U+2028); CommonMark decodes its escapes and entities, so its meaning stays.
+    return [prefix + marker + _neutralise_prose(info), *lines[1:]]
+
+
+def _code_as_html(code: str, info: str) -> str:
+    """Fence content as one line of inert HTML (see :func:`neutralise_markdown`)."""
+    language = _LANGUAGE.sub("", info.split(maxsplit=1)[0]) if info else ""
+    attrs = f' class="language-{language}"' if language else ""
+    body = _CODE_ENTITIES.sub(_entity, code)
+    return f"<pre><code{attrs}>{body}</code></pre>"
+
+
+def _entity(char: re.Match[str]) -> str:
+    return _NAMED.get(char.group()) or f"&#{ord(char.group())};"
+
+
+_NAMED = {"&": "&amp;", "<": "&lt;"}
+
+
+# --- link destinations, judged wherever "](" or "]:" appears
+
+# A destination's scheme is decided by what precedes its first ":", "/", "?" or "#" (a
+# "#" right after "&" may open an entity). One that shows none of them within this many
+# characters is unsafe: judging it cannot take longer than that.
+_SCHEME_WINDOW = 256
+_DECISIVE = re.compile(r"[:/?]|(?<!&)#")
+# What parseLinkDestination stops at or counts in a bare destination.
+_BARE_SPECIAL = re.compile(r"[ ()\\\x00-\x1f\x7f]")
+_POINTY = re.compile(r"<(?:[^\n<>\\]|\\[\s\S])*>")
+_LOOSE_POINTY = re.compile(r"<[^\n>]*>?")
+_LOOSE_BARE = re.compile(r"\S*")
+
+
 def _defuse_link_targets(text: str) -> str:
-    """Replace unsafe destinations after ``](`` and ``]:`` with ``#``, wherever they are."""
+    """Replace unsafe destinations after ``](`` and ``]:`` with ``#``, wherever they are.
+
+    Linear: a destination is judged from at most :data:`_SCHEME_WINDOW` characters, and
+    one that is replaced is consumed, so later openers inside it are not judged again.
+    """
     pieces: list[str] = []
     done = 0
     for match in _LINK_TARGET.finditer(text):
         start = _skip_link_space(text, match.end())
-        if start < done:
+        if start < done or start >= len(text):
             continue
-        end = _destination_end(text, start)
-        replacement = _safe_destination(text[start:end]) if end > start else None
-        if replacement is not None:
+        verdict = _judge_destination(text, start)
+        if verdict is not None:
+            replacement, end = verdict
             pieces += [text[done:start], replacement]
             done = end
     return "".join([*pieces, text[done:]])
@@ -392,74 +450,99 @@ def _skip_link_space(text: str, pos: int) -> int:
     return pos
 
 
-def _destination_end(text: str, start: int) -> int:
-    parsed = parseLinkDestination(text, start, len(text))
-    if parsed.ok:
-        return int(parsed.pos)
-    loose = _LOOSE_DESTINATION.match(text, start)
-    return loose.end() if loose else start
+def _judge_destination(text: str, start: int) -> tuple[str, int] | None:
+    """``(replacement, end)`` for the destination at ``start``, or None to keep it.
+
+    As CommonMark reads it (``<...>`` or a bare destination with balanced parentheses);
+    where CommonMark sees none, as a lax renderer would copy it into ``href`` (up to
+    ``>`` or a space).
+    """
+    if text[start] == "<":
+        pointy = _POINTY.match(text, start)
+        if pointy is not None:
+            return _judge_pointy(text[start + 1 : pointy.end() - 1]), pointy.end()
+        return _judge_loose(text, start + 1, _LOOSE_POINTY, start)
+    status, end = _bare_end(text, start, start + _SCHEME_WINDOW)
+    if status == "end":
+        return None if _is_safe_destination(text[start:end]) else ("#", end)
+    if status == "limit" and _is_safe_destination(text[start:end], complete=False):
+        return None
+    if status == "fail":
+        return _judge_loose(text, start, _LOOSE_BARE, start)
+    status, end = _bare_end(text, start, len(text))
+    loose = _LOOSE_BARE.match(text, start) if status == "fail" else None
+    return "#", loose.end() if loose else end
 
 
-def _safe_destination(raw: str) -> str | None:
-    """What replaces a link destination: ``#`` if unsafe, None to keep it as written.
+def _judge_pointy(inner: str) -> str:
+    """A ``<...>`` destination: ``#`` if unsafe, else the same URL without brackets.
 
     A safe ``<url>`` loses its brackets (percent-encoding what a bare destination cannot
     hold), since escaping the ``<`` would otherwise make it a different, relative URL.
     """
-    pointy = raw.startswith("<") and raw.endswith(">")
-    inner = raw[1:-1] if pointy else raw.lstrip("<")
-    # Both readings: CommonMark's (backslash escapes and entities decoded) and a lax
-    # renderer's that copies the text into href, where the browser decodes entities.
-    if not (_is_safe_url(unescapeAll(inner)) and _is_safe_url(html.unescape(inner))):
+    if not _is_safe_destination(inner):
         return "#"
-    if not pointy:
-        return None
     return _NOT_BARE.sub(lambda char: quote(char.group()), stripEscape(inner))
 
 
-def _neutralise_fence(lines: list[str], fence: Token) -> list[str]:
-    marker = fence.markup
-    at = lines[0].find(marker)
-    info = lines[0][at + len(marker) :]
-    new_marker = marker
-    if _RISKY_CODE.search(fence.content):
-        new_marker = _longer_marker(fence)
-        if _fence_closed(lines, fence):
-            closing = re.sub(rf"{re.escape(marker[0])}+", new_marker, lines[-1], count=1)
-            lines = [*lines[:-1], closing]
-        if not info.strip(" \t") or info.lstrip(" \t")[0] in "`~":
-            # An opening line that could pass for a closing one (marked accepts "```~~")
-            # would end a fence some renderer wrongly still has open and expose this
-            # content as Markdown. A leading "&#32;" is trimmed from the info string.
-            info = "&#32;" + info
-    # The info string is prose to a renderer that does not see a fence here (or splits
-    # lines at U+2028); CommonMark decodes its escapes and entities, so its meaning stays.
-    # A backtick would end a tilde fence turned into a backtick fence.
-    info = _neutralise_prose(info)
-    if new_marker[0] != marker[0]:
-        info = _escape_chars(info, "`")
-    return [lines[0][:at] + new_marker + info, *lines[1:]]
+def _judge_loose(
+    text: str, url_start: int, pattern: re.Pattern[str], start: int
+) -> tuple[str, int] | None:
+    """A destination CommonMark rejects, as a lax renderer would take it."""
+    window = pattern.match(text, start, min(len(text), url_start + _SCHEME_WINDOW))
+    end = window.end() if window else start
+    complete = end < url_start + _SCHEME_WINDOW or end >= len(text)
+    if _is_safe_destination(text[url_start:end].rstrip(">"), complete=complete):
+        return None
+    whole = pattern.match(text, start)
+    return "#", whole.end() if whole else end
 
 
-def _escape_chars(text: str, chars: str) -> str:
-    """Write each of `chars` as an entity; a backslash escaping one becomes redundant."""
-    pattern = rf"(\\*)([{re.escape(chars)}])"
-    return re.sub(pattern, lambda m: _unescaped(m.group(1)) + f"&#{ord(m.group(2))};", text)
+def _bare_end(text: str, start: int, limit: int) -> tuple[str, int]:
+    """Where CommonMark's bare destination at ``start`` ends, looking up to ``limit``.
+
+    ``("end", pos)``, ``("fail", pos)`` (not a destination: CommonMark's
+    parseLinkDestination, unbalanced or over 32 nested parentheses), or
+    ``("limit", limit)`` when it goes on past ``limit``.
+    """
+    level = 0
+    skip = start
+    for special in _BARE_SPECIAL.finditer(text, start, limit):
+        pos = special.start()
+        if pos < skip:
+            continue
+        char = text[pos]
+        if char == "\\":
+            if pos + 1 < len(text) and text[pos + 1] == " ":
+                return _bare_result(start, pos, level)
+            skip = pos + 2
+        elif char == "(":
+            level += 1
+            if level > 32:
+                return "fail", pos
+        elif char == ")" and level:
+            level -= 1
+        else:  # a space, a control character or an unbalanced ")"
+            return _bare_result(start, pos, level)
+    if limit < len(text):
+        return "limit", limit
+    return _bare_result(start, len(text), level)
 
 
-def _unescaped(slashes: str) -> str:
-    return slashes[:-1] if len(slashes) % 2 else slashes
+def _bare_result(start: int, pos: int, level: int) -> tuple[str, int]:
+    return ("end" if pos > start and level == 0 else "fail"), pos
 
 
-def _longer_marker(fence: Token) -> str:
-    """Backticks outnumbering every run inside, so nothing inside can end the fence."""
-    longest = max((len(run) for run in re.findall(r"`+", fence.content)), default=0)
-    # At least 4 (longer than a usual fence); an existing longer backtick fence is kept.
-    kept = len(fence.markup) if fence.markup[0] == "`" else 0
-    return "`" * max(4, longest + 1, kept)
+def _is_safe_destination(raw: str, *, complete: bool = True) -> bool:
+    """True if ``raw`` (a whole destination, or its first characters) is a safe URL.
 
-
-def _fence_closed(lines: list[str], fence: Token) -> bool:
-    content = fence.content
-    content_lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
-    return len(lines) - 1 - content_lines == 1
+    Read both as CommonMark does (backslash escapes and entities decoded) and as a lax
+    renderer that copies the text into ``href``, where the browser decodes entities. A
+    prefix is judged up to its first decisive character; one without is unsafe.
+    """
+    if not complete:
+        decisive = _DECISIVE.search(raw)
+        if decisive is None:
+            return False
+        raw = raw[: decisive.end()]
+    return _is_safe_url(unescapeAll(raw)) and _is_safe_url(html.unescape(raw))

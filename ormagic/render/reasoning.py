@@ -4,6 +4,10 @@ Open while thinking, collapsed once the answer begins, titled with how long the 
 thought and how many reasoning tokens it used. Reasoning is untrusted text: it is escaped
 into ``<pre>`` blocks, each an HTML widget appended to a VBox (a redraw re-sends only the
 open block, as for the answer).
+
+Every ipywidgets widget opens its own ``Layout`` model (about 1 KB of state) and an HTML
+widget an ``HTMLStyle`` too, each a comm message of its own: the panel's widgets share
+one layout and one style instead, so a reasoning block costs one model, not three.
 """
 
 from __future__ import annotations
@@ -68,17 +72,27 @@ class ReasoningPanel:
         self, widgets: Any, publisher: Publisher, clock: Clock, started: float | None = None
     ) -> None:
         self._clock = clock
-        self._box = widgets.VBox(children=())
+        self._widgets = widgets
+        self._layout = widgets.Layout()
+        self._style: Any = None  # the first HTML widget's, shared by the others
+        self._box = widgets.VBox(children=(), layout=self._layout)
         self._accordion = widgets.Accordion(
-            children=[self._box], titles=("Thinking…",), selected_index=0
+            children=[self._box], titles=("Thinking…",), selected_index=0, layout=self._layout
         )
-        self._inner = _WidgetPublisher(self._box, lambda value: widgets.HTML(value=value))
+        self._inner = _WidgetPublisher(self._box, self._html)
         self.blocks = LiveBlocks(self._inner, pre_html, reasoning_split)
         # the first reasoning delta's time, so the live title and the final one agree
         self.started = clock() if started is None else started
         self.ended: float | None = None
         self._tokens: int | None = None
         publisher.display_widget(self._accordion)
+
+    def _html(self, value: str) -> Any:
+        if self._style is None:
+            widget = self._widgets.HTML(value=value, layout=self._layout)
+            self._style = widget.style
+            return widget
+        return self._widgets.HTML(value=value, layout=self._layout, style=self._style)
 
     def collapse(self, tokens: int | None = None, ended: float | None = None) -> None:
         """Collapse, titled with the thinking time (and reasoning tokens once known)."""
@@ -104,6 +118,9 @@ class ReasoningPanel:
         self._inner.close()
         close_widget(self._box)
         close_widget(self._accordion)
+        if self._style is not None:
+            self._style.close()
+        self._layout.close()
 
 
 def close_widget(widget: Any) -> None:

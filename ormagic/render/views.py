@@ -38,8 +38,10 @@ from ..events import (
     ToolRound,
     Usage,
 )
-from ..formatting import tool_line
+from ..formatting import printable, tool_line
 from ..view import FinalSummary
+from .escape import escape_text
+from .highlight import stylesheet
 from .live import (
     MAX_LIVE_OUTPUTS,
     Clock,
@@ -50,7 +52,6 @@ from .live import (
     pre_html,
     reasoning_split,
 )
-from .markdown import escape_text, neutralise_markdown, render_html
 from .reasoning import ReasoningPanel, reasoning_title
 from .toolcalls import ToolPanel, tools_bundle
 
@@ -104,7 +105,7 @@ class _Waiting:
 def _quiet_line(text: str) -> dict[str, str]:
     return {
         "text/html": f'<div style="{_FOOTER_STYLE}">{escape_text(text)}</div>',
-        "text/plain": text,
+        "text/plain": printable(text),
     }
 
 
@@ -399,30 +400,40 @@ class NotebookView:
 
 
 def _render_live(text: str) -> str:
-    # live redraws skip syntax colouring: inline styles make code four times larger, and
-    # the open block is re-sent on every redraw; the final output is coloured
+    # live redraws skip syntax colouring: the open block is re-sent on every redraw, and
+    # colours would need the stylesheet there too; the final output is coloured
+    from .markdown import render_html  # markdown-it: loaded by the first answer, not at load
+
     return render_html(text, highlight=False)
 
 
 def answer_bundle(answer: str) -> dict[str, str]:
-    """The final answer: safe HTML for display, neutralised Markdown, raw text."""
+    """The final answer: safe HTML for display, neutralised Markdown, the text itself.
+
+    The HTML carries the ``<style>`` its coloured code needs (see render/highlight.py);
+    the text shows control characters instead of obeying them (``jupyter console``
+    prints it to a terminal).
+    """
+    from .markdown import neutralise_markdown, render_html
+
+    html = render_html(answer)
     return {
-        "text/html": render_html(answer),
+        "text/html": stylesheet(html) + html,
         "text/markdown": neutralise_markdown(answer),
-        "text/plain": answer,
+        "text/plain": printable(answer),
     }
 
 
 def plain_bundle(answer: str) -> dict[str, str]:
     """The final answer shown as plain text (``--format text``)."""
-    return {"text/html": pre_html(answer), "text/plain": answer}
+    return {"text/html": pre_html(answer), "text/plain": printable(answer)}
 
 
 def footer_bundle(footer: str, status: str | None) -> dict[str, str]:
     """The quiet line under the answer, with a status line (interrupted, error) if any."""
     lines = [line for line in (status, footer) if line]
     html = "".join(f'<div style="{_FOOTER_STYLE}">{escape_text(line)}</div>' for line in lines)
-    return {"text/html": html, "text/plain": "\n".join(lines)}
+    return {"text/html": html, "text/plain": printable("\n".join(lines))}
 
 
 class TerminalView:
@@ -487,7 +498,7 @@ class TerminalView:
 
     def _write(self, text: str) -> None:
         self._started = True
-        self._out.write(text)
+        self._out.write(printable(text))  # model text must not drive the terminal
         self._out.flush()
 
     def finish(self, summary: FinalSummary) -> None:
