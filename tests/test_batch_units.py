@@ -528,3 +528,31 @@ def test_a_stop_that_lands_while_the_bar_is_being_shown_still_leaves_the_summary
     assert replaced == ("update", replaced[1], bar_id)  # the bar, if it arrived, is replaced
     assert said[0] == "display" and said[1]["text/plain"] == "4 rows · interrupted"
     assert replaced[1]["text/plain"] == "4 rows · interrupted"
+
+
+def test_a_line_said_while_the_bar_is_up_reads_above_it_and_stays_there(
+    recorder: Recorder,
+) -> None:
+    # the estimate after a sample comes once the bar is showing: it must not end up under
+    # the bar (and under the summary) in the cell
+    progress = NotebookProgress(recorder, clock=Clock(), widgets=ipywidgets)
+    progress.update(running())
+    [(_, bundle, bar_id)] = recorder.calls
+    box = WIDGETS[bundle["application/vnd.jupyter.widget-view+json"]["model_id"]]
+    progress.say("1,000 rows · 1,000 to send · ~41k tokens in")
+    notes, bar, label = box.children
+    assert (
+        notes.value
+        == f'<div style="{LINE_STYLE}">1,000 rows · 1,000 to send · ~41k tokens in</div>'
+    )
+    assert isinstance(bar, ipywidgets.IntProgress) and label.value.startswith("453 / 1,000")
+    progress.finish(running(), "1,000 rows · $0.0068")
+    assert len(recorder.calls) == 2  # nothing displayed below the bar: it was replaced
+    kind, summary, where = recorder.calls[-1]
+    assert (kind, where) == ("update", bar_id)
+    assert (
+        summary["text/plain"] == "1,000 rows · 1,000 to send · ~41k tokens in\n1,000 rows · $0.0068"
+    )
+    html = summary["text/html"]
+    assert html.index("~41k tokens in") < html.index("ormagic-done-bar") < html.index("$0.0068")
+    assert all(w.comm is None for w in (notes, bar, label, box))  # closed: none go stale

@@ -91,14 +91,26 @@ def _finished_share(state: ProgressState) -> float:
     return min(finished / state.total, 1.0) if state.total else 1.0
 
 
-def _done_bundle(line: str, share: float) -> dict[str, str]:
-    """The summary under a static bar filled to ``share`` (plain HTML, no widget)."""
-    percent = f"{share * 100:.0f}%"
-    bar = (
-        f'<div class="ormagic-done-bar" title="{percent}" style="{_BAR_TRACK}">'
-        f'<div style="{_BAR_FILL}width:{percent}"></div></div>'
-    )
-    return {"text/plain": line, "text/html": bar + _line_bundle(line)["text/html"]}
+def _lines_bundle(lines: list[str]) -> dict[str, str]:
+    return {
+        "text/plain": "\n".join(lines),
+        "text/html": "".join(_line_bundle(line)["text/html"] for line in lines),
+    }
+
+
+def _done_bundle(notes: list[str], line: str, share: float | None) -> dict[str, str]:
+    """The lines said while the bar was up, then a static bar filled to ``share`` (none
+    when ``share`` is None), then ``line``: plain HTML, no widget."""
+    bar = ""
+    if share is not None:
+        percent = f"{share * 100:.0f}%"
+        bar = (
+            f'<div class="ormagic-done-bar" title="{percent}" style="{_BAR_TRACK}">'
+            f'<div style="{_BAR_FILL}width:{percent}"></div></div>'
+        )
+    above, below = _lines_bundle(notes), _line_bundle(line)
+    text = "\n".join([*notes, line])
+    return {"text/plain": text, "text/html": above["text/html"] + bar + below["text/html"]}
 
 
 class NotebookProgress:
@@ -120,7 +132,11 @@ class NotebookProgress:
         self._widgets = widgets
         self._progress: Any = None
         self._label: Any = None
+        self._notes_view: Any = None
         self._box: Any = None
+        # lines said once the bar is up (the estimate after a sample): shown above the bar,
+        # in its box, so that they read in order, and kept above it when it is replaced
+        self._notes: list[str] = []
         self._display_id = uuid.uuid4().hex
         # "sending" while the bar's display is on its way, "shown" once it returned: the
         # stop button can land in between, and then whether the frontend got it is unknown
@@ -130,7 +146,17 @@ class NotebookProgress:
         self.redraws = 0
 
     def say(self, line: str) -> None:
-        self._publisher.display(_line_bundle(line))
+        if self._box is None:
+            self._publisher.display(_line_bundle(line))
+            return
+        self._notes.append(line)
+        notes = _lines_bundle(self._notes)["text/html"]
+        with self._box.hold_sync():
+            if self._notes_view is None:
+                self._notes_view = self._require_widgets().HTML(value=notes)
+                self._box.children = (self._notes_view, *self._box.children)
+            else:
+                self._notes_view.value = notes
 
     def update(self, state: ProgressState) -> None:
         """Redraw, unless the last redraw was less than ``min_interval`` ago."""
@@ -178,17 +204,17 @@ class NotebookProgress:
         self._close_widgets()
 
     def _replace_bar(self, line: str, share: float | None = None) -> None:
+        bundle = _done_bundle(self._notes, line, share)
         if self._bar_state != "none":
-            bundle = _line_bundle(line) if share is None else _done_bundle(line, share)
             self._publisher.update(bundle, display_id=self._display_id)
         if self._bar_state != "shown":  # no bar, or maybe none: say it (again)
-            self.say(line)
+            self._publisher.display(_done_bundle(self._notes, line, None))
 
     def _close_widgets(self) -> None:
-        for widget in (self._progress, self._label, self._box):
+        for widget in (self._notes_view, self._progress, self._label, self._box):
             if widget is not None:
                 close_widget(widget)
-        self._progress = self._label = self._box = None
+        self._progress = self._label = self._notes_view = self._box = None
 
     def _require_widgets(self) -> Any:
         if self._widgets is None:
