@@ -85,7 +85,7 @@ def test_budget_guard_refuses_until_raised(
     refused = run(shell, "%%chat -c b\nSecond")
     assert not refused.success
     assert capsys.readouterr().err.strip() == (
-        "UsageError: Budget reached: this session spent $0.0020 of max_cost $0.0010. "
+        "UsageError: Budget reached: this session spent $0.002 of max_cost $0.001. "
         "Raise it with %config ChatMagics.max_cost = …"
     )
     assert len(fake_env.chat_requests()) == 1

@@ -29,6 +29,7 @@ from ..client.settings import ClientSettings
 from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
 from ..events import Event, Usage
+from ..formatting import format_cost
 from ..view import FinalSummary, NullView, View
 from . import session
 from .conversation import Conversation, ConversationStore, Turn, new_session_id
@@ -231,7 +232,8 @@ class Engine:
         spent = self.ledger.session_cost
         if limit is not None and spent >= limit:
             raise BudgetExceededError(
-                f"Budget reached: this session spent ${spent:.4f} of max_cost ${limit:.4f}. "
+                f"Budget reached: this session spent {format_cost(spent)} of max_cost "
+                f"{format_cost(limit)}. "
                 "Raise it with %config ChatMagics.max_cost = …"
             )
 
