@@ -1,10 +1,10 @@
-"""Draw the README's pictures of ``%chat providers`` and a side-by-side cell, offline.
+"""Draw the docs' pictures of ``%chat providers`` and a side-by-side cell, offline.
 
     .venv/bin/python scripts/readme_images.py
 
 Both come from ormagic's own code against the bundled fake OpenRouter (its DeepSeek V4
-Flash providers, two canned answers): ``docs/providers-chart.png`` is the chart the
-command draws, byte for byte; ``docs/side-by-side.png`` is the final output of a
+Flash providers, two canned answers): ``docs/images/providers-chart.png`` is the chart the
+command draws, byte for byte; ``docs/images/side-by-side-saved.png`` is the final output of a
 ``%%chat -m A -m B`` cell (its ``text/html``) in a plain browser page, photographed with
 headless Chromium when one is installed (JupyterLab's own styles differ a little).
 """
@@ -30,7 +30,7 @@ from ormagic.render.chart import chart_bundle
 from ormagic.render.columns import ColumnsView
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 FLASH, NANO = "deepseek/deepseek-v4-flash", "openai/gpt-5-nano"
 QUESTION = "What does a p-value of 0.03 mean? Two sentences and one caveat."
 ANSWERS = {
@@ -109,7 +109,7 @@ def side_by_side(engine: Engine, fake: FakeOpenRouter) -> None:
     compare(engine, QUESTION, AskOptions(conversation="readme"), [FLASH, NANO], view=view)
     browser = shutil.which("chromium") or shutil.which("google-chrome")
     if browser is None:
-        print("readme_images: no Chromium, so no docs/side-by-side.png", file=sys.stderr)
+        print("readme_images: no Chromium: no docs/images/side-by-side-saved.png", file=sys.stderr)
         return
     page = (
         "<!doctype html><meta charset='utf-8'><body style='font:14px system-ui,sans-serif;"
@@ -126,7 +126,7 @@ def side_by_side(engine: Engine, fake: FakeOpenRouter) -> None:
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
-                f"--screenshot={DOCS / 'side-by-side.png'}",
+                f"--screenshot={DOCS / 'side-by-side-saved.png'}",
                 "--window-size=900,300",
                 html.as_uri(),
             ],
