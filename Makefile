@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 IPY8   ?= .venv-ipython8
 
-.PHONY: setup test test-ipython8 browser-deps quickstart notebooks fake-server bench lint
+.PHONY: setup test test-ipython8 browser-deps quickstart notebooks docs fake-server bench lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,13 @@ test-ipython8: $(IPY8)/.installed
 quickstart: setup
 	$(BIN)/python scripts/quickstart.py
 
-# run the three shipped notebooks against the fake server and save their outputs
+# run the shipped notebooks and docs/examples.ipynb against the fake server, save outputs
 notebooks: setup
 	$(BIN)/python scripts/notebooks.py --write
+
+# copy the notebooks' saved outputs into the example blocks of README.md and docs/
+docs: setup
+	$(BIN)/python scripts/docs.py --write
 
 fake-server: setup
 	$(BIN)/python -m ormagic.testing.fake_openrouter --port 8765

@@ -1,7 +1,10 @@
 """Run the shipped notebooks headless, as a user would, against the fake OpenRouter.
 
-    .venv/bin/python scripts/notebooks.py            # run all three, report, change nothing
-    .venv/bin/python scripts/notebooks.py --write    # and save their outputs in notebooks/
+    .venv/bin/python scripts/notebooks.py            # run them all, report, change nothing
+    .venv/bin/python scripts/notebooks.py --write    # and save their outputs
+
+The three notebooks of ``notebooks/`` and ``docs/examples.ipynb`` (the cells whose outputs
+the docs show).
 
 Each notebook runs cell by cell in a fresh kernel in a scratch copy of ``notebooks/``
 (so that its data files are found and what it writes stays there), with the fake server's
@@ -29,6 +32,9 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("quickstart.ipynb", "data-analysis.ipynb", "teaching.ipynb")
+# the cells whose outputs the docs show (scripts/docs.py), run the same way
+EXAMPLES = ROOT / "docs" / "examples.ipynb"
+HOMES = {**{name: NOTEBOOKS for name in NAMES}, EXAMPLES.name: EXAMPLES.parent}
 RESTART_TAG = "restart-kernel"
 
 
@@ -61,9 +67,10 @@ def run_notebook(name: str, workdir: Path, env: Mapping[str, str]) -> Any:
 
 
 def scratch_copy() -> Path:
-    """A temporary copy of notebooks/ (data files included) to run in."""
+    """A temporary copy of notebooks/ (data files included) and the docs' examples."""
     workdir = Path(tempfile.mkdtemp(prefix="ormagic-notebooks-"))
     shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True)
+    shutil.copyfile(EXAMPLES, workdir / EXAMPLES.name)
     return workdir
 
 
@@ -79,7 +86,7 @@ def main(argv: list[str]) -> int:
     from ormagic.testing.fake_openrouter import FakeOpenRouter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(NAMES))
+    parser.add_argument("names", nargs="*", default=list(HOMES))
     parser.add_argument("--write", action="store_true", help="save the outputs in notebooks/")
     args = parser.parse_args(argv)
     workdir = scratch_copy()
@@ -93,7 +100,7 @@ def main(argv: list[str]) -> int:
             notebook = clean(run_notebook(name, workdir, env))
             print(f"{name}: ran {sum(c.cell_type == 'code' for c in notebook.cells)} cells")
             if args.write:
-                nbformat.write(notebook, NOTEBOOKS / name)
+                nbformat.write(notebook, HOMES[name] / name)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
