@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,11 +259,12 @@ def write_notebook(root: Path, name: str, *sources: str) -> str:
 def test_the_answer_streams_as_markdown_and_the_reasoning_panel_behaves(
     browser: Any, jupyter: JupyterServer, fake: FakeOpenRouter, tmp_path: Path
 ) -> None:
-    fake.enqueue(
-        StreamReply(
-            reasoning=REASONING, text=ANSWER, chunk_chars=12, delay=0.03, provider="DeepSeek"
-        )
-    )
+    # the stream stops where the test looks (after the reasoning, within the answer,
+    # before its end) until the test has seen the page: no race with the stream
+    thinking, answering, ending = threading.Event(), threading.Event(), threading.Event()
+    within = ANSWER.index("| statistic")  # the first paragraph sent, the table not yet
+    gates = {0: thinking, within: answering, len(ANSWER): ending}
+    fake.enqueue(StreamReply(reasoning=REASONING, text=ANSWER, provider="DeepSeek", gates=gates))
     name = write_notebook(
         jupyter.root,
         "stream.ipynb",
@@ -272,14 +274,31 @@ def test_the_answer_streams_as_markdown_and_the_reasoning_panel_behaves(
     page = Page(browser, jupyter, name)
     try:
         page.run_and_wait(0)
-        states = page.watch(1)
-        thinking = [s for s in states if "jupyter-widget-Collapse-open" in s and "Let me look" in s]
-        assert thinking, "the reasoning panel never showed open while the model thought"
-        partial = [s for s in states if "<strong>median</strong>" in s and "via DeepSeek" not in s]
-        # the answer was rendered as Markdown while it streamed, in several steps
-        assert len({len(s) for s in partial}) >= 3, [len(s) for s in states]
-        collapsed = [s for s in partial if "jupyter-widget-Collapse-open" not in s]
-        assert collapsed, "the reasoning panel did not collapse when the answer began"
+        page.run(1)
+        # thinking: the panel is open and shows the reasoning, no answer yet
+        html = wait_for(
+            lambda: (h := page.outputs_html(1)) and "so the user can check them" in h and h,
+            "the reasoning streaming into the panel",
+        )
+        assert "jupyter-widget-Collapse-open" in html and "Mean or median?" not in html
+        thinking.set()
+        # answering: the first paragraph as Markdown, the panel collapsed to its title
+        html = wait_for(
+            lambda: (h := page.outputs_html(1)) and "<strong>median</strong>" in h and h,
+            "the first paragraph rendered while the answer streams",
+        )
+        assert "<h2" in html and "<table" not in html and "via DeepSeek" not in html
+        assert "jupyter-widget-Collapse-open" not in html
+        assert "Thought for" in page.cell(1).inner_text()
+        answering.set()
+        # the whole text, still live: no footer until the stream ends
+        html = wait_for(
+            lambda: (h := page.outputs_html(1)) and "percentile together" in h and h,
+            "the rest of the answer streaming",
+        )
+        assert "<table" in html and "via DeepSeek" not in html
+        ending.set()
+        page.wait_done(1)
         final = page.outputs_html(1)
         assert "<h2" in final and "<strong>median</strong>" in final
         assert "<details><summary>Thought for " in final
@@ -296,15 +315,18 @@ def test_the_answer_streams_as_markdown_and_the_reasoning_panel_behaves(
         assert "Error displaying widget" not in page.page.content()
         assert page.new_console_errors == []
     finally:
+        for gate in gates.values():
+            gate.set()
         page.close()
 
 
 def test_the_live_panel_opens_on_click_while_answering(
     browser: Any, jupyter: JupyterServer, fake: FakeOpenRouter
 ) -> None:
-    fake.enqueue(
-        StreamReply(reasoning=REASONING, text=ANSWER + MORE * 4, chunk_chars=6, delay=0.03)
-    )
+    answering = threading.Event()  # the answer stops after its table until the test is done
+    text = ANSWER + MORE * 4
+    within = ANSWER.index("- The **mean**")
+    fake.enqueue(StreamReply(reasoning=REASONING, text=text, gates={within: answering}))
     name = write_notebook(
         jupyter.root,
         "panel.ipynb",
@@ -315,24 +337,27 @@ def test_the_live_panel_opens_on_click_while_answering(
     try:
         page.run_and_wait(0)
         page.run(1)
-        # (outputs merged during a long answer display the panel again: take the shown one)
-        header = page.cell(1).locator(".jupyter-widget-Collapse-header").filter(visible=True).first
         wait_for(
-            lambda: "Thought for" in page.cell(1).inner_text(),
-            "the panel collapsing with its thinking time when the answer began",
+            lambda: "9.0 days" in page.cell(1).inner_text(),
+            "the answer streaming up to its table",
         )
+        assert "Thought for" in page.cell(1).inner_text()  # collapsed, with its time
+        header = page.cell(1).locator(".jupyter-widget-Collapse-header").filter(visible=True)
         contents = page.cell(1).locator(".jupyter-widget-Collapse-contents").filter(visible=True)
-        assert contents.count() == 0  # collapsed: the reasoning is hidden
-        header.click()
+        assert header.count() == 1 and contents.count() == 0  # the reasoning is hidden
+        header.first.click()
         wait_for(lambda: contents.count() >= 1, "the live reasoning panel opening on click")
         assert "Let me look at the distribution first." in contents.first.inner_text()
-        page.page.wait_for_timeout(1500)  # a little more of the answer, for the picture
+        assert page.prompt(1) == "[*]:"  # still answering
         if jupyter.app == "lab":
             page.page.screenshot(path=str(Path(jupyter.root) / "streaming.png"))
             copy_screenshot(Path(jupyter.root) / "streaming.png", "streaming.png")
+        answering.set()
         page.wait_done(1)
+        assert "north warehouse most of all" in page.cell(1).inner_text()
         assert page.new_console_errors == []
     finally:
+        answering.set()
         page.close()
 
 
@@ -386,7 +411,7 @@ def test_saved_outputs_read_well_after_a_reload(
 
 
 def test_a_tool_call_line_appears_live_and_opens_when_saved(
-    browser: Any, jupyter: JupyterServer, tmp_path: Path
+    browser: Any, jupyter: JupyterServer, fake: FakeOpenRouter, tmp_path: Path
 ) -> None:
     name = write_notebook(
         jupyter.root,
@@ -395,17 +420,25 @@ def test_a_tool_call_line_appears_live_and_opens_when_saved(
         'sales = pd.read_csv("data/sales.csv")',
         "%%chat -c tools\nWhy does March look so low in this chart?",
     )
+    # the second round (the request carrying the tools' results) waits for the test
+    second_round = fake.hold(lambda body: any(m.get("role") == "tool" for m in body["messages"]))
     page = Page(browser, jupyter, name)
     try:
         page.run_and_wait(0)
         page.run_and_wait(1)
-        states = page.watch(2)
-        live = [
-            s
-            for s in states
-            if "jupyter-widget-Collapse-header" in s and "⚙ describe_variable" in s
-        ]
-        assert live, "no live tool-call line"
+        page.run(2)
+        headers = page.cell(2).locator(".jupyter-widget-Collapse-header")
+        # each call that ran is a live line: a collapsed panel titled with what it returned
+        wait_for(
+            lambda: headers.filter(has_text="⚙ value_counts").filter(has_text=" → ").count(),
+            "the tool calls showing live once they ran",
+        )
+        live = headers.filter(has_text="⚙ describe_variable")
+        assert live.count() == 1
+        assert 'describe_variable(name="sales") → 22 lines' in live.first.inner_text()
+        assert page.prompt(2) == "[*]:" and " via " not in page.cell(2).inner_text()
+        second_round.set()
+        page.wait_done(2)
         final = page.cell(2)
         details = final.locator("details").filter(has_text="2 tool calls").first
         details.locator("summary").first.click()
@@ -417,11 +450,12 @@ def test_a_tool_call_line_appears_live_and_opens_when_saved(
             page.screenshot(tmp_path / "tool.png", "tool-call.png")
         assert page.new_console_errors == []
     finally:
+        second_round.set()
         page.close()
 
 
 def test_two_models_stream_side_by_side(
-    browser: Any, jupyter: JupyterServer, tmp_path: Path
+    browser: Any, jupyter: JupyterServer, fake: FakeOpenRouter, tmp_path: Path
 ) -> None:
     name = write_notebook(
         jupyter.root,
@@ -430,18 +464,20 @@ def test_two_models_stream_side_by_side(
         "%%chat -c compare -m deepseek/deepseek-v4-flash -m openai/gpt-5-nano\n"
         "Explain overfitting in two sentences.",
     )
+    # both answers stop after 90 characters until the test has seen them side by side
+    midway = fake.hold(lambda body: "overfitting" in json.dumps(body["messages"]), at=90)
     page = Page(browser, jupyter, name)
     shot = tmp_path / "side.png"
     try:
         page.run_and_wait(0)
         page.run(1)
-        both = wait_for(
+        wait_for(
             lambda: _both_columns_streaming(page.outputs_html(1)),
             "both columns streaming at the same time",
         )
-        assert both
         if jupyter.app == "lab":
             page.screenshot(shot, "side-by-side.png")
+        midway.set()
         page.wait_done(1)
         final = page.cell(1).inner_text()
         assert "deepseek/deepseek-v4-flash" in final and "openai/gpt-5-nano" in final
@@ -450,6 +486,7 @@ def test_two_models_stream_side_by_side(
         assert page.cell(1).locator("table").count() >= 1
         assert page.new_console_errors == []
     finally:
+        midway.set()
         page.close()
 
 
@@ -462,14 +499,15 @@ def _both_columns_streaming(html: str) -> bool:
 def test_the_batch_progress_bar_moves_and_ends_at_100_percent(
     browser: Any, jupyter: JupyterServer, fake: FakeOpenRouter, tmp_path: Path
 ) -> None:
-    reviews = [
+    texts = [
         "Arrived two days late and the box was crushed.",
         "Great value, the battery lasts all week.",
         "The app keeps logging me out since the update.",
         "Support answered within minutes, very helpful.",
         "Charged twice for one order, please refund.",
         "Fine product, nothing special.",
-    ] * 2
+    ]
+    reviews = [f"{text} (order {i})" for i, text in enumerate(texts * 2)]  # 12 prompts
     name = write_notebook(
         jupyter.root,
         "batch.ipynb",
@@ -479,34 +517,32 @@ def test_the_batch_progress_bar_moves_and_ends_at_100_percent(
         "%%chat --each reviews --schema fields -o labels --concurrency 2 --no-cache\n"
         "Classify this customer review.\n\nReview: {text}",
     )
+    # the two rows about a "Fine product" wait for the test: the bar stops at 10 of 12
+    held = fake.hold(lambda body: "Fine product" in json.dumps(body["messages"]))
     page = Page(browser, jupyter, name)
-    fake.latency = 0.5  # each row takes half a second: the bar has time to move
     try:
         page.run_and_wait(0)
         page.run_and_wait(1)
         page.run(2)
-        widths: list[str] = []
-
-        def bar_width() -> str | None:
-            bars = page.cell(2).locator(".progress-bar")
-            if bars.count() == 0:
-                return None
-            return str(bars.first.get_attribute("style") or "")
-
-        def finished() -> bool:
-            width = bar_width()
-            if width and (not widths or width != widths[-1]):
-                widths.append(width)
-                if len(widths) == 2 and jupyter.app == "lab":
-                    page.screenshot(tmp_path / "bar.png", "progress-bar.png")
-            return re.fullmatch(r"\[\d+\]:", page.prompt(2)) is not None
-
-        wait_for(finished, "the batch finishing")
-        assert len(widths) >= 2, widths  # it moved
+        bar = page.cell(2).locator(".progress-bar")
+        wait_for(
+            lambda: "10 / 12 rows · 2 in flight" in page.cell(2).inner_text(),
+            "the bar reaching the rows that wait",
+        )
+        shown = page.cell(2).inner_text()
+        # the estimate (said after the sample of 5 rows) reads above the bar's line
+        assert shown.index("12 rows · 12 to send") < shown.index("10 / 12 rows")
+        assert bar.count() == 1
+        width = re.search(r"width: ([\d.]+)%", bar.first.get_attribute("style") or "")
+        assert width is not None and 83 <= float(width.group(1)) <= 84, width  # 10 of 12
+        if jupyter.app == "lab":
+            page.screenshot(tmp_path / "bar.png", "progress-bar.png")
+        held.set()
+        page.wait_done(2)
         done = page.cell(2).locator(".ormagic-done-bar")
         assert done.count() == 1 and done.get_attribute("title") == "100%"
         assert "12 rows · " in page.cell(2).inner_text()
         assert page.new_console_errors == []
     finally:
-        fake.latency = 0.0
+        held.set()
         page.close()

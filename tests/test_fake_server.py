@@ -291,6 +291,85 @@ def test_delay_and_stall_pace_the_stream(
     assert b'"content":"Hi!"' in stamps[gaps.index(max(gaps))][1]  # the pause follows the text
 
 
+def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
+    fake_openrouter: FakeOpenRouter, client: httpx.Client
+) -> None:
+    before_text, halfway, after_text = threading.Event(), threading.Event(), threading.Event()
+    gates = {0: before_text, 4: halfway, 8: after_text}
+    fake_openrouter.enqueue(tiny(text="abcdefgh", chunk_chars=2, keepalives=False, gates=gates))
+    seen: list[str] = []
+
+    def read() -> None:
+        with client.stream("POST", "/chat/completions", json=chat_body()) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(line[6:])
+            seen.append("closed")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def deltas(key: str) -> list[str]:
+        chunks = [json.loads(d)["choices"] for d in seen if d not in ("[DONE]", "closed")]
+        return [c[0]["delta"][key] for c in chunks if c and c[0].get("delta", {}).get(key)]
+
+    def held_at(expected: list[str], gate: threading.Event) -> None:
+        eventually(
+            lambda: "".join(deltas("reasoning")) == "Hmm." and deltas("content") == expected,
+            f"the text reaching {expected}",
+        )
+        time.sleep(0.2)  # had the gate not held, more would have come meanwhile
+        assert deltas("content") == expected and "[DONE]" not in seen
+        gate.set()
+
+    try:
+        held_at([], before_text)
+        held_at(["ab", "cd"], halfway)
+        held_at(["ab", "cd", "ef", "gh"], after_text)
+    finally:
+        for gate in gates.values():
+            gate.set()
+    eventually(lambda: seen and seen[-1] == "closed", "the stream ending")
+    assert seen[-2] == "[DONE]"
+
+
+def test_hold_stops_the_requests_it_matches_before_or_within_their_answer(
+    fake_openrouter: FakeOpenRouter, client: httpx.Client
+) -> None:
+    asks_b = fake_openrouter.hold(lambda body: body["messages"][-1]["content"] == "b")
+    within = fake_openrouter.hold(lambda body: body["messages"][-1]["content"] == "c", at=3)
+    fake_openrouter.enqueue_for("m-b", tiny(text="bbbbbb", chunk_chars=1))
+    fake_openrouter.enqueue_for("m-c", tiny(text="cccccc", chunk_chars=1))
+    received: dict[str, str] = {}
+
+    def ask(text: str) -> None:
+        body = {"model": f"m-{text}", "messages": [{"role": "user", "content": text}]}
+        with client.stream("POST", "/chat/completions", json={**body, "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    delta = json.loads(line[6:])["choices"] or [{"delta": {}}]
+                    received[text] = received.get(text, "") + (
+                        delta[0]["delta"].get("content") or ""
+                    )
+
+    threads = [threading.Thread(target=ask, args=(t,), daemon=True) for t in "bc"]
+    for thread in threads:
+        thread.start()
+    try:
+        eventually(lambda: received.get("c") == "ccc", "c streaming up to its gate")
+        time.sleep(0.2)  # had the holds not held, more would have come meanwhile
+        assert received == {"c": "ccc"}  # b has not begun; c stopped after 3 characters
+        asks_b.set()
+        eventually(lambda: received.get("b") == "bbbbbb", "b answering once let go")
+        assert received["c"] == "ccc"
+    finally:
+        asks_b.set()
+        within.set()
+    eventually(lambda: received.get("c") == "cccccc", "c finishing once let go")
+    for thread in threads:
+        thread.join(timeout=30)
+
+
 def test_drop_closes_mid_body(fake_openrouter: FakeOpenRouter, client: httpx.Client) -> None:
     fake_openrouter.enqueue(tiny(drop=True))
     received = b""

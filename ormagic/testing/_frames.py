@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,10 +77,12 @@ def _pieces(text: str, size: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Frame:
-    """Bytes to write after waiting ``wait`` seconds."""
+    """Bytes to write after waiting ``wait`` seconds; with a ``gate``, the keep-alive to
+    send every second until the gate opens (nothing more)."""
 
     data: bytes
     wait: float = 0.0
+    gate: threading.Event | None = None
 
 
 def to_json(obj: Any) -> str:
@@ -194,9 +197,17 @@ def plan_stream(reply: StreamReply, chat: Chat, usage: dict[str, Any]) -> list[F
     deltas = list(_reasoning_deltas(reply))
     deltas += [{"role": "assistant", "content": p} for p in _pieces(reply.text, reply.chunk_chars)]
     deltas += tool_call_deltas(reply.tool_calls, reply.tool_style, reply.tool_chunk_chars)
+    gates, sent = dict(reply.gates), 0
+    held = _sse_comment(_KEEPALIVE, eol) if reply.keepalives else b""  # sent while held
     for delta in deltas:
+        content = delta.get("content")
+        if isinstance(content, str) and content:  # a gate at or before this piece holds it
+            for at in sorted(at for at in gates if at <= sent):
+                frames.append(Frame(held, gate=gates.pop(at)))
+            sent += len(content)
         data = _sse_data(to_json(_chunk(chat, [_choice(delta)])), eol)
         frames.append(Frame(data, reply.delay))
+    frames += [Frame(held, gate=gates[at]) for at in sorted(gates)]  # after the text
     if reply.stall:
         frames.append(Frame(b"", reply.stall))
     if not reply.drop:

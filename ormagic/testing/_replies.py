@@ -8,6 +8,7 @@ A test scripts answers with :class:`StreamReply`, :class:`ErrorReply` and
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -61,6 +62,11 @@ class StreamReply:
     # have been in flight together (FakeOpenRouter.in_flight_wait at most, 10 s by default):
     # lets a test show that requests are concurrent
     wait_for_in_flight: int = 0
+    # hold the stream where a test wants to look, until it opens the gate: the key is how
+    # many characters of the text have been sent (0: after the reasoning, before the text;
+    # len(text): after the text, before the usage chunk). What a frontend shows at that
+    # point can then be checked without racing the stream.
+    gates: dict[int, threading.Event] = field(default_factory=dict)
 
     @property
     def finish(self) -> str:

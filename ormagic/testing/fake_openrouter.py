@@ -289,6 +289,19 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return True
 
+    def _hold(self, gate: threading.Event, keepalive: bytes = b"") -> bool:
+        """Wait for a test to open ``gate``, writing ``keepalive`` every second meanwhile
+        (as OpenRouter does while a model is silent); False when the client left or the
+        server stops first."""
+        last = time.monotonic()
+        while not gate.is_set():
+            if not self._pause(0.05):
+                return False
+            if keepalive and time.monotonic() - last >= 1.0:
+                self._write_chunk(keepalive)
+                last = time.monotonic()
+        return True
+
     def _peer_closed(self) -> bool:
         sock: socket.socket = self.connection
         try:
@@ -311,6 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
             for i, frame in enumerate(frames):
                 if frame.wait and not self._pause(frame.wait):
                     return False
+                if frame.gate is not None:  # its data: the keep-alive sent while held
+                    if not self._hold(frame.gate, frame.data):
+                        return False
+                    continue
                 if i == len(frames) - 1:
                     self._mark_end()
                 self._write_chunk(frame.data, byte_at_a_time)
@@ -337,7 +354,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency and not self._pause(self.fake.latency):
             self._client_left(record)
             return
+        holds = self.fake._holds_for(record.body)
+        if not all(self._hold(gate) for at, gate in holds if at is None):
+            self._client_left(record)
+            return
         reply = self.fake._next_reply(model) or self.fake._answer(record.body, model)
+        gates = {at: gate for at, gate in holds if at is not None}
+        if isinstance(reply, StreamReply) and gates:
+            reply = dataclasses.replace(reply, gates={**reply.gates, **gates})
         answer_now = record.body.get("tool_choice") == "none"  # no tool calls allowed
         if isinstance(reply, StreamReply) and reply.tool_calls and answer_now:
             reply = dataclasses.replace(reply, tool_calls=[])
@@ -538,7 +562,8 @@ class FakeOpenRouter:
     ``wait_for_in_flight`` holds at most before it streams anyway),
     ``generation_delay_polls`` (how many 404s
     ``/generation`` answers for a known id before the stats are "ready"), ``log`` (a
-    function that receives one line per request; ``None`` is silent).
+    function that receives one line per request; ``None`` is silent). :meth:`hold` stops
+    chosen requests at a chosen point until the test lets them go.
 
     For batches of rows: ``latency`` (seconds every chat request waits before its answer
     begins), ``respond`` (a function of the request body that returns the reply for it, or
@@ -573,6 +598,7 @@ class FakeOpenRouter:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
+        self._holds: list[tuple[Callable[[dict[str, Any]], bool], int | None, threading.Event]] = []
         self._model_queues: dict[str, deque[Reply]] = {}
         self._in_flight = 0
         self._arrived = 0
@@ -651,6 +677,24 @@ class FakeOpenRouter:
         """Script the replies to the next chat requests, first in first out."""
         with self._lock:
             self._queue.extend(replies)
+
+    def hold(
+        self, when: Callable[[dict[str, Any]], bool], *, at: int | None = None
+    ) -> threading.Event:
+        """Hold every chat request whose body ``when`` accepts until the returned event is
+        set: before its answer begins (``at`` None), or once ``at`` characters of its
+        text have streamed (see ``StreamReply.gates``). A test sets the event once it has
+        seen what a frontend shows at that point, so nothing races the stream. An event
+        already set holds nothing; ``hold`` adds to the holds already there."""
+        gate = threading.Event()
+        with self._lock:
+            self._holds.append((when, at, gate))
+        return gate
+
+    def _holds_for(self, body: dict[str, Any]) -> list[tuple[int | None, threading.Event]]:
+        with self._lock:
+            holds = list(self._holds)
+        return [(at, gate) for when, at, gate in holds if not gate.is_set() and when(body)]
 
     def enqueue_for(self, model: str, *replies: Reply) -> None:
         """Script the replies to the next chat requests for ``model``, first in first out.
