@@ -47,23 +47,28 @@ def test_a_column_per_model_with_its_name_escaped() -> None:
     assert "<img" not in statuses[1]
 
 
+def prose(html: str) -> str:
+    """A column's piece of answer, at the line height of prose (not the widget's 28 px)."""
+    return f'<div style="line-height:1.5">{html}</div>'
+
+
 def test_first_words_at_once_then_one_paced_redraw_for_every_column() -> None:
     view, recorder, clock = make_view()
     view.start([A, B])
     view.handle(0, TextDelta("Hello "))
     view.handle(1, TextDelta("Bonjour "))
-    assert answer_values(recorder, 0) == ["<div><p>Hello</p>\n</div>"]
-    assert answer_values(recorder, 1) == ["<div><p>Bonjour</p>\n</div>"]
+    assert answer_values(recorder, 0) == [prose("<div><p>Hello</p>\n</div>")]
+    assert answer_values(recorder, 1) == [prose("<div><p>Bonjour</p>\n</div>")]
     assert view.redraws == 2
     # more words at the same moment: held back by the shared pacer
     view.handle(0, TextDelta("world"))
     view.handle(1, TextDelta("le monde"))
-    assert answer_values(recorder, 0) == ["<div><p>Hello</p>\n</div>"]
+    assert answer_values(recorder, 0) == [prose("<div><p>Hello</p>\n</div>")]
     # the timer (no event arrived) draws both columns in one redraw
     clock.advance(0.1)
     view.idle()
-    assert answer_values(recorder, 0) == ["<div><p>Hello world</p>\n</div>"]
-    assert answer_values(recorder, 1) == ["<div><p>Bonjour le monde</p>\n</div>"]
+    assert answer_values(recorder, 0) == [prose("<div><p>Hello world</p>\n</div>")]
+    assert answer_values(recorder, 1) == [prose("<div><p>Bonjour le monde</p>\n</div>")]
     assert view.redraws == 3
     # the waiting line went away with the first words
     assert column_box(recorder, 0).children[1].value == ""
@@ -81,7 +86,7 @@ def test_a_slow_column_is_not_starved_by_a_fast_one() -> None:
         view.handle(0, TextDelta(f"w{i} "))
         if i == 1:
             view.handle(1, TextDelta("second"))
-    assert answer_values(recorder, 1) == ["<div><p>slow second</p>\n</div>"]
+    assert answer_values(recorder, 1) == [prose("<div><p>slow second</p>\n</div>")]
     assert view.redraws <= 2 + 5 / 0.1  # first words, then at most 10 redraws a second
 
 

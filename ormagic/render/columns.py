@@ -27,7 +27,6 @@ from ..events import Event, Finished, KeepAlive, ReasoningDelta, StreamFailed, T
 from ..view import FinalSummary
 from .compared import ColumnAnswer, header, quiet_html, side_by_side_bundle
 from .live import (
-    Bundle,
     Clock,
     LiveBlocks,
     Pacer,
@@ -37,49 +36,17 @@ from .live import (
     reasoning_split,
 )
 from .markdown import escape_text, render_html
-from .reasoning import ReasoningPanel, close_widget, reasoning_title
+from .reasoning import BoxPublisher, ReasoningPanel, close_widget, reasoning_title
 
 __all__ = ["ColumnsView"]
 
 _MIN_WIDGET_PIECE = 1500
 
 
-class _ColumnPublisher:
-    """A :class:`Publisher` whose outputs are widgets in one column: pieces of the answer
-    are HTML widgets appended to its answer box, a widget (the reasoning panel) goes
-    above the answer."""
-
-    def __init__(self, widgets: Any, column: Any, answer_box: Any) -> None:
-        self._widgets = widgets
-        self._column = column
-        self._answer_box = answer_box
-        self._made: dict[str, Any] = {}
-
-    def display(
-        self,
-        bundle: Bundle,
-        *,
-        display_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        widget = self._widgets.HTML(value=bundle["text/html"])
-        self._made[display_id or uuid.uuid4().hex] = widget
-        self._answer_box.children = (*self._answer_box.children, widget)
-
-    def display_widget(self, widget: Any) -> None:
-        children = list(self._column.children)
-        children.insert(children.index(self._answer_box), widget)
-        self._column.children = tuple(children)
-
-    def update(self, bundle: Bundle, *, display_id: str) -> None:
-        self._made[display_id].value = bundle["text/html"]
-
-    def clear(self) -> None:  # pragma: no cover - LiveBlocks never clears
-        raise NotImplementedError
-
-    def close(self) -> None:
-        for widget in self._made.values():
-            close_widget(widget)
+def _prose(html: str) -> str:
+    """A piece of a column's answer, at the line height of prose: an HTML widget's own is
+    its 28 px row height, which double-spaces a paragraph."""
+    return f'<div style="line-height:1.5">{html}</div>'
 
 
 class _SharedModels:
@@ -131,7 +98,12 @@ class _Column:
         self.status = widgets.HTML(value=quiet_html(f"⋯ Waiting for {model}"))
         self.answer_box = widgets.VBox(children=())
         self.box = widgets.VBox(children=(self.head, self.status, self.answer_box), layout=layout)
-        self.publisher = _ColumnPublisher(widgets, self.box, self.answer_box)
+        self.publisher = BoxPublisher(
+            self.answer_box,
+            lambda html: widgets.HTML(value=html),
+            parent=self.box,
+            wrap=_prose,
+        )
         self.answer = LiveBlocks(
             self.publisher,
             pre_html if plain else _render_live,

@@ -32,12 +32,22 @@ def reasoning_title(seconds: float | None, tokens: int | None) -> str:
     return title
 
 
-class _WidgetPublisher:
-    """A :class:`Publisher` whose outputs are HTML widgets appended to a VBox."""
+class BoxPublisher:
+    """A :class:`Publisher` whose outputs are HTML widgets appended to a box (pieces of
+    the reasoning, or of a column's answer). A widget it is asked to display (a column's
+    reasoning panel) goes just above the box, in ``parent``."""
 
-    def __init__(self, box: Any, html_factory: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        box: Any,
+        html_factory: Callable[[str], Any],
+        parent: Any = None,
+        wrap: Callable[[str], str] = str,
+    ) -> None:
         self._box = box
         self._make = html_factory
+        self._parent = parent
+        self._wrap = wrap  # what each piece's HTML is put in
         self._widgets: dict[str, Any] = {}
 
     def display(
@@ -47,17 +57,21 @@ class _WidgetPublisher:
         display_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        widget = self._make(bundle["text/html"])
+        widget = self._make(self._wrap(bundle["text/html"]))
         self._widgets[display_id or uuid.uuid4().hex] = widget
         self._box.children = (*self._box.children, widget)
 
-    def display_widget(self, widget: Any) -> None:  # pragma: no cover - not used for a box
-        raise NotImplementedError
+    def display_widget(self, widget: Any) -> None:
+        if self._parent is None:  # pragma: no cover - the reasoning box shows no widgets
+            raise NotImplementedError
+        children = list(self._parent.children)
+        children.insert(children.index(self._box), widget)
+        self._parent.children = tuple(children)
 
     def update(self, bundle: Bundle, *, display_id: str) -> None:
-        self._widgets[display_id].value = bundle["text/html"]
+        self._widgets[display_id].value = self._wrap(bundle["text/html"])
 
-    def clear(self) -> None:  # pragma: no cover - not used for a box
+    def clear(self) -> None:  # pragma: no cover - LiveBlocks never clears
         raise NotImplementedError
 
     def close(self) -> None:
@@ -79,7 +93,7 @@ class ReasoningPanel:
         self._accordion = widgets.Accordion(
             children=[self._box], titles=("Thinking…",), selected_index=0, layout=self._layout
         )
-        self._inner = _WidgetPublisher(self._box, self._html)
+        self._inner = BoxPublisher(self._box, self._html)
         self.blocks = LiveBlocks(self._inner, pre_html, reasoning_split)
         # the first reasoning delta's time, so the live title and the final one agree
         self.started = clock() if started is None else started
