@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..events import Usage
 from ..formatting import inert_pre, tool_line
 from .conversation import Conversation, Response, Turn
-from .resume import record, typed, usage_from
+from .resume import record, typed, usage_dict, usage_from
 
 if TYPE_CHECKING:
     import nbformat
@@ -48,15 +48,9 @@ _KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "pytho
 
 
 def _usage_dict(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "cost": usage.cost,
-    }
+    """What a saved answer keeps of its usage, and its cost (an export replays it)."""
+    saved = usage_dict(usage)
+    return None if usage is None or saved is None else {**saved, "cost": usage.cost}
 
 
 def _write_new(path: str | os.PathLike[str], text: str, *, overwrite: bool) -> None:

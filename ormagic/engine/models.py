@@ -74,11 +74,12 @@ class ModelInfo:
         return None if self.completion_price is None else self.completion_price * 1e6
 
 
-def _price(value: object) -> float | None:
-    """A per-token price from ``/models``: a decimal string such as ``"0.00000014"``.
+def api_number(value: object) -> float | None:
+    """A finite, non-negative figure from ``/models`` or a model's endpoints, else None.
 
-    Prices are strings in the spec (docs §7); numbers are accepted too. OpenRouter marks
-    variable pricing (the ``openrouter/auto`` router) with ``"-1"``: that is not a price.
+    Prices are decimal strings in the spec (``"0.00000014"``, docs §7); numbers are
+    accepted too. OpenRouter marks variable pricing (the ``openrouter/auto`` router) with
+    ``"-1"``: that is not a price.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
@@ -89,7 +90,8 @@ def _price(value: object) -> float | None:
     return price if math.isfinite(price) and price >= 0 else None
 
 
-def _int_or_none(value: object) -> int | None:
+def api_int(value: object) -> int | None:
+    """An integer from the API (not a bool, not a float), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -113,13 +115,13 @@ def _parse_model(entry: Mapping[str, Any]) -> ModelInfo | None:
     return ModelInfo(
         id=model_id,
         name=name if isinstance(name, str) and name else model_id,
-        context_length=_int_or_none(entry.get("context_length")),
-        prompt_price=_price(pricing.get("prompt")),
-        completion_price=_price(pricing.get("completion")),
+        context_length=api_int(entry.get("context_length")),
+        prompt_price=api_number(pricing.get("prompt")),
+        completion_price=api_number(pricing.get("completion")),
         reasoning=_has_reasoning(entry),
-        created=_int_or_none(entry.get("created")),
+        created=api_int(entry.get("created")),
         raw=entry,
-        max_output=_int_or_none(top.get("max_completion_tokens")),
+        max_output=api_int(top.get("max_completion_tokens")),
         tools=isinstance(params, list) and "tools" in params,
     )
 

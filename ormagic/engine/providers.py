@@ -17,13 +17,12 @@ Every value came from the network: tables escape it (HTML) and keep it on one li
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, OrmagicError
-from .models import ModelInfo, format_price
+from .models import ModelInfo, api_int, api_number, format_price
 from .tables import MISSING, html_table, one_line, text_table, yes_no
 
 __all__ = [
@@ -113,27 +112,12 @@ class ModelProviders:
 # -- parsing ----------------------------------------------------------------------------
 
 
-def _number(value: object) -> float | None:
-    """A finite, non-negative number (prices come as strings); anything else is None."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
 def _p50(value: object) -> float | None:
-    return _number(value.get("p50")) if isinstance(value, Mapping) else None
+    return api_number(value.get("p50")) if isinstance(value, Mapping) else None
 
 
 def _parse_endpoint(entry: Mapping[str, Any]) -> ProviderInfo:
@@ -147,16 +131,16 @@ def _parse_endpoint(entry: Mapping[str, Any]) -> ProviderInfo:
         provider=_text(entry.get("provider_name")) or _text(entry.get("name")) or "?",
         slug=_text(entry.get("tag")),
         quantization=_text(entry.get("quantization")),
-        context_length=_int(entry.get("context_length")),
-        max_output=_int(entry.get("max_completion_tokens")),
-        prompt_price=_number(pricing.get("prompt")),
-        completion_price=_number(pricing.get("completion")),
+        context_length=api_int(entry.get("context_length")),
+        max_output=api_int(entry.get("max_completion_tokens")),
+        prompt_price=api_number(pricing.get("prompt")),
+        completion_price=api_number(pricing.get("completion")),
         latency=None if latency_ms is None else latency_ms / 1000,
         throughput=_p50(entry.get("throughput_last_30m")),
-        uptime=_number(entry.get("uptime_last_30m")),
+        uptime=api_number(entry.get("uptime_last_30m")),
         tools=("tools" in params) if known else None,
         reasoning=("reasoning" in params) if known else None,
-        status=_int(entry.get("status")),
+        status=api_int(entry.get("status")),
         raw=entry,
     )
 
