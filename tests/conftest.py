@@ -1,7 +1,8 @@
 """Shared fixtures: the loopback fake OpenRouter server, and real kernels pointed at it.
 
 Function-scoped ``fake_openrouter`` / ``fake_env`` for tests of their own; module-scoped
-``server`` and ``kernel`` for the real-kernel modules (a kernel takes a second to start).
+``server`` and ``kernel`` for the real-kernel modules (a kernel takes a second to start);
+``shell``, a real IPython shell with the extension loaded.
 A module may set ``API_KEY`` to have its server accept another key. A test that uses
 ``server`` starts with it reset: no scripted replies or recorded requests left over.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 from kernel_support import Kernel, start_kernel
 
+from ormagic.engine.tools import user_tools
 from ormagic.testing.fake_openrouter import FAKE_API_KEY, FakeOpenRouter
 
 
@@ -29,6 +32,20 @@ def fake_env(fake_openrouter: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("OPENROUTER_API_KEY", fake_openrouter.api_key)
     monkeypatch.setenv("OPENROUTER_BASE_URL", fake_openrouter.base_url)
     return fake_openrouter
+
+
+@pytest.fixture
+def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
+    """A real IPython shell with ``%load_ext ormagic``, pointed at the fake; no tools of
+    an earlier test registered."""
+    InteractiveShell.clear_instance()
+    user_tools().clear()
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "ormagic")
+    yield ip
+    ip.run_line_magic("unload_ext", "ormagic")
+    InteractiveShell.clear_instance()
+    user_tools().clear()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets
@@ -45,28 +45,18 @@ OBEYED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # --------------------------------------------------------------------------- escapes
 
 
-@pytest.fixture
-def terminal(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
-
-
 def test_escape_codes_reach_no_terminal(
-    terminal: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_env.models = [{**default_models()[0], "id": "m/x", "name": ESCAPES}]
     fake_env.enqueue(
         StreamReply(text=ESCAPES, reasoning=ESCAPES, model=f"m/{ESCAPES}", provider=ESCAPES),
         StreamReply(text="Partial " + ESCAPES, error={"code": 502, "message": ESCAPES}),
     )
-    terminal.run_cell("%%chat\nHi", store_history=True)
-    terminal.run_cell("%%chat\nAgain", store_history=True)
+    shell.run_cell("%%chat\nHi", store_history=True)
+    shell.run_cell("%%chat\nAgain", store_history=True)
     for command in ("%chat history", "%chat models", "%chat usage", "%chat"):
-        terminal.run_cell(command, store_history=True)
+        shell.run_cell(command, store_history=True)
     out, err = capsys.readouterr()
     assert OBEYED.findall(out + err) == []
     assert out.count("␛[8mhidden␛[0m") >= 4  # answer, reasoning, history (twice)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,6 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import ormagic
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
-
-
-@pytest.fixture
-def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
 
 
 def run(ip: InteractiveShell, code: str) -> Any:

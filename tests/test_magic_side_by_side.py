@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -11,16 +9,6 @@ import ormagic
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
 
 A, B = "deepseek/deepseek-v4-flash", "openai/gpt-5-nano"
-
-
-@pytest.fixture
-def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
 
 
 def test_sections_then_footers_in_a_terminal(

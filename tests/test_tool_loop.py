@@ -4,7 +4,6 @@ the messages sent back in each round, the limits, every error case, interrupts."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ SALES_CELL = (
     "import pandas as pd\n"
     "sales = pd.DataFrame({'month': ['Jan', 'Feb', 'Mar'], 'amount': [10.5, 20.0, None]})"
 )
-
-
-@pytest.fixture
-def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    user_tools().clear()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
-    user_tools().clear()
 
 
 def run(ip: InteractiveShell, code: str) -> Any:
