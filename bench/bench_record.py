@@ -82,6 +82,7 @@ def main() -> None:
             usage=usage,
             cost=0.0031,
         ),
+        in_output=True,  # as the engine records a %%chat answer: its text is in text/plain
     )
     publisher = Recorder()
     view = NotebookView(publisher)

@@ -23,6 +23,8 @@ class FinalSummary:
 
     footer: str
     status: str | None = None  # e.g. "Interrupted: …" or an error line, shown under the answer
+    # goes on the output that holds the answer, whose text/plain is printable(answer): a
+    # record may point there instead of repeating the text (engine/resume.py)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reasoning_tokens: int | None = None
     tool_calls: tuple[ToolResult, ...] = ()  # every call of the exchange, answered, in order

@@ -400,6 +400,7 @@ def test_notebook_cells_and_metadata() -> None:
             # the reasoning string is its details' text: kept once, rebuilt on reading
             "messages": [{k: v for k, v in first.items() if k != "reasoning"}],
             "reasoning_derived": [0],
+            "content_in_output": None,
             "generation_id": "gen-1785160442-AbCdEfGhIjKlMnOpQrSt",
             "usage": {
                 "prompt_tokens": 12,
@@ -420,6 +421,7 @@ def test_notebook_cells_and_metadata() -> None:
             "prompt": "Und auf Deutsch? ü",
             "messages": [{"role": "assistant", "content": "Vier."}],
             "reasoning_derived": [],
+            "content_in_output": None,
             "generation_id": "gen-1785160450-ZyXwVuTsRqPoNmLkJiHg",
             "usage": None,
             "cost": None,

@@ -230,8 +230,10 @@ def test_answer_metadata_is_what_the_fake_sent(kernel: Kernel, server: FakeOpenR
         "system": None,
         "cell_id": None,
         "prompt": "Hi",
-        "messages": [{"role": "assistant", "content": "Answered."}],
+        # the answer's text is the output's text/plain: kept there once
+        "messages": [{"role": "assistant"}],
         "reasoning_derived": [],
+        "content_in_output": "text/plain",
         "chosen": True,
         "error": None,
         "finish_reason": "stop",
@@ -248,6 +250,7 @@ def test_answer_metadata_is_what_the_fake_sent(kernel: Kernel, server: FakeOpenR
         "cost": 0.000421,
         "interrupted": False,
     }
+    assert answer["data"]["text/plain"] == "Answered."
 
 
 def test_footer_shows_cached_tokens(kernel: Kernel, server: FakeOpenRouter) -> None:

@@ -109,6 +109,63 @@ def test_the_record_keeps_what_the_model_needs_and_no_secret() -> None:
     assert (saved["format"], saved["system"], saved["cell_id"]) == (1, "Be brief.", "cell-1")
 
 
+def answer_record(content: str, **extra: Any) -> dict[str, Any]:
+    response = Response([{"role": "assistant", "content": content, **extra}], model="m")
+    return record(
+        conversation="default",
+        system=None,
+        session_id="ormagic-s",
+        prompt="Q",
+        cell_id=None,
+        response=response,
+        in_output=True,
+    )
+
+
+def test_an_answer_shown_as_text_is_kept_once_and_read_back(tmp_path: Path) -> None:
+    saved = answer_record("Two **and** two.", reasoning_details=DETAILS)
+    assert saved["messages"] == [{"role": "assistant", "reasoning_details": DETAILS}]
+    assert saved["content_in_output"] == "text/plain"
+    # an answer with control characters shows differently: kept in the record
+    escaped = answer_record("red \x1b[31m text")
+    assert escaped["messages"][0]["content"] == "red \x1b[31m text"
+    assert escaped["content_in_output"] is None
+    output = nbformat.v4.new_output(
+        "display_data",
+        data={"text/plain": "Two **and** two.", "text/markdown": "Two **and** two."},
+        metadata={"ormagic": saved},
+    )
+    path = tmp_path / "once.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%%chat\nQ", outputs=[output])]),
+        path,
+    )
+    [turn] = read_notebook(path).conversations["default"].turns
+    [message] = turn.response.messages
+    assert message == {
+        "role": "assistant",
+        "content": "Two **and** two.",
+        "reasoning_details": DETAILS,
+    }
+
+
+def test_a_record_whose_text_is_gone_is_skipped(tmp_path: Path) -> None:
+    saved = answer_record("Four.")
+    output = nbformat.v4.new_output(
+        "display_data", data={"text/html": "<p>4</p>"}, metadata={"ormagic": saved}
+    )
+    path = tmp_path / "gone.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%%chat\nQ", outputs=[output])]),
+        path,
+    )
+    found = read_notebook(path)
+    assert found.conversations == {}
+    assert found.notes == [
+        "Skipped 1 saved answer in gone.ipynb whose ormagic metadata is malformed."
+    ]
+
+
 def test_saved_ago() -> None:
     now = 1_000_000.0
     assert saved_ago(now - 3, now) == "saved just now"
@@ -291,16 +348,6 @@ def test_without_a_file_nothing_is_resumed_and_the_question_is_asked(
 
 
 # -- in a shell: the commands -----------------------------------------------------------
-
-
-@pytest.fixture
-def shell(fake_env: FakeOpenRouter) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
 
 
 def test_resume_and_load_commands(

@@ -488,6 +488,7 @@ class Engine:
             cell_id=prepared.checked.options.cell_id,
             response=response,
             secrets=self.secrets(),
+            in_output=True,
         )
         return outcome.summary({"ormagic": {**saved, **outcome.tool_metadata()}})
 

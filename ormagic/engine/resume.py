@@ -26,6 +26,7 @@ from typing import Any
 
 from ..context.redact import redact
 from ..events import Usage
+from ..formatting import printable
 from .conversation import Conversation, Response, Turn
 
 __all__ = [
@@ -134,9 +135,22 @@ def record(
     response: Response,
     chosen: bool = True,
     secrets: Sequence[str] = (),
+    in_output: bool = False,
 ) -> dict[str, Any]:
-    """What an answer's output metadata keeps so that its turn can be rebuilt."""
+    """What an answer's output metadata keeps so that its turn can be rebuilt.
+
+    ``in_output``: the record goes on the output whose ``text/plain`` is the answer (a
+    single ``%%chat`` answer, see ``FinalSummary``). An answer of one message whose text
+    reads the same there is then not kept a second time: ``content_in_output`` says
+    where it is, and reading puts it back.
+    """
     messages, derived = _compact(response.messages)
+    in_text = False
+    if in_output and len(messages) == 1:
+        content = messages[0].get("content")
+        if isinstance(content, str) and content and printable(content) == content:
+            messages[0] = {k: v for k, v in messages[0].items() if k != "content"}
+            in_text = True
     saved = {
         "format": RECORD_FORMAT,
         "conversation": conversation,
@@ -146,6 +160,7 @@ def record(
         "prompt": prompt,
         "messages": messages,
         "reasoning_derived": derived,
+        "content_in_output": "text/plain" if in_text else None,
         "chosen": chosen,
         "requested_model": response.requested_model,
         "model": response.model,
@@ -201,9 +216,24 @@ def _messages(data: Any) -> list[dict[str, Any]]:
     return [dict(m) for m in data]
 
 
-def _response(saved: Mapping[str, Any]) -> Response:
+def _with_content(messages: list[dict[str, Any]], where: Any, output: Any) -> list[dict[str, Any]]:
+    """The answer's text put back from the output that shows it (``content_in_output``)."""
+    if where is None:
+        return messages
+    data = output.get("data") if isinstance(output, Mapping) else None
+    text = data.get(where) if isinstance(data, Mapping) and where == "text/plain" else None
+    if isinstance(text, list):  # a notebook may keep text as a list of lines
+        text = "".join(t for t in text if isinstance(t, str))
+    if len(messages) != 1 or not isinstance(text, str) or "content" in messages[0]:
+        raise _Malformed("content_in_output names no text")
+    return [{**messages[0], "content": text}]
+
+
+def _response(saved: Mapping[str, Any], output: Any = None) -> Response:
+    messages = _messages(saved.get("messages"))
+    messages = _with_content(messages, saved.get("content_in_output"), output)
     return Response(
-        _expand(_messages(saved.get("messages")), saved.get("reasoning_derived")),
+        _expand(messages, saved.get("reasoning_derived")),
         model=typed(saved.get("model"), str),
         requested_model=typed(saved.get("requested_model"), str),
         provider=typed(saved.get("provider"), str),
@@ -235,16 +265,17 @@ class NotebookConversations:
         return len(found) if found is not None else 0
 
 
-def _records(cell: Mapping[str, Any]) -> list[Any]:
-    """The ``ormagic`` records of a cell: in its outputs, or its own metadata (exports)."""
-    found = []
+def _records(cell: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """The ``ormagic`` records of a cell, each with the output that holds it: in its
+    outputs, or its own metadata (exports, no output)."""
+    found: list[tuple[Any, Any]] = []
     if cell.get("cell_type") == "code":
         for output in cell.get("outputs") or ():
             metadata = output.get("metadata") if isinstance(output, Mapping) else None
             if isinstance(metadata, Mapping) and "ormagic" in metadata:
-                found.extend(_answers(metadata["ormagic"]))
+                found.extend((saved, output) for saved in _answers(metadata["ormagic"]))
     elif isinstance(cell.get("metadata"), Mapping) and "ormagic" in cell["metadata"]:
-        found.append(cell["metadata"]["ormagic"])
+        found.append((cell["metadata"]["ormagic"], None))
     return found
 
 
@@ -268,25 +299,30 @@ class _Reader:
 
     def cell(self, cell: Mapping[str, Any], number: int) -> None:
         turns: dict[str, Turn] = {}
-        for saved in _records(cell):
+        for saved, output in _records(cell):
             if not _is_record(saved):
                 continue
             if saved.get("format") != RECORD_FORMAT:
                 self._newer += 1
                 continue
             try:
-                self._add(saved, cell, number, turns)
+                self._add(saved, output, cell, number, turns)
             except _Malformed:
                 self._skipped += 1
 
     def _add(
-        self, saved: Mapping[str, Any], cell: Mapping[str, Any], number: int, turns: dict[str, Turn]
+        self,
+        saved: Mapping[str, Any],
+        output: Any,
+        cell: Mapping[str, Any],
+        number: int,
+        turns: dict[str, Turn],
     ) -> None:
         name = typed(saved.get("conversation"), str)
         prompt = typed(saved.get("prompt"), str)
         if not name or prompt is None:
             raise _Malformed("no conversation or prompt")
-        response = _response(saved)
+        response = _response(saved, output)
         turn = turns.get(name)
         if turn is None:
             cell_id = typed(saved.get("cell_id"), str) or typed(cell.get("id"), str)
