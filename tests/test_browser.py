@@ -484,6 +484,8 @@ def test_two_models_stream_side_by_side(
         assert "Overfitting is when a model learns the noise" in final
         assert "An overfit model memorises its training examples" in final
         assert page.cell(1).locator("table").count() >= 1
+        if jupyter.app == "lab":
+            page.screenshot(tmp_path / "saved.png", "side-by-side-saved.png")
         assert page.new_console_errors == []
     finally:
         midway.set()
