@@ -3,8 +3,10 @@ every relative link and picture points at something."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from ormagic.testing.fake_openrouter import FakeOpenRouter
+from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -113,3 +115,58 @@ def test_the_examples_notebook_still_runs_and_fails_only_where_it_means_to() -> 
     ]
     assert failing == ["%%chat -c budget", "labels = ormagic.map("]
     assert fake.api_key not in nbformat.writes(fresh)
+
+
+def _python_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S)
+
+
+def test_the_error_tree_in_the_docs_is_the_one_in_the_code() -> None:
+    import ormagic.errors
+
+    code_tree = (ormagic.errors.__doc__ or "").split("::\n\n", 1)[1].rstrip()
+    code_tree = "\n".join(line[4:] for line in code_tree.splitlines())
+    page = (ROOT / "docs" / "python-api.md").read_text(encoding="utf-8")
+    assert f"```\n{code_tree}\n```" in page
+
+
+@pytest.mark.parametrize(
+    ("page", "block"), [("docs/python-api.md", 0), ("README.md", 1)], ids=["python-api", "readme"]
+)
+def test_a_python_example_runs_as_written_in_a_plain_interpreter(
+    fake_openrouter: FakeOpenRouter, page: str, block: int
+) -> None:
+    # the examples a newcomer pastes into a script, run as they are, against the fake
+    code = _python_blocks(ROOT / page)[block]
+    assert "ormagic.ask(" in code
+    fake_openrouter.enqueue(
+        StreamReply(text="A p-value is a probability.", provider="OpenAI"),
+        StreamReply(text="A range of plausible values.", provider="OpenAI"),
+        StreamReply(text="Une plage de valeurs plausibles.", provider="OpenAI"),
+    )
+    env = {
+        **os.environ,
+        "OPENROUTER_API_KEY": fake_openrouter.api_key,
+        "OPENROUTER_BASE_URL": fake_openrouter.base_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("A p-value is a probability.")
+    if page == "docs/python-api.md":
+        assert result.stdout.endswith("Une plage de valeurs plausibles.")
+        requests = fake_openrouter.chat_requests()
+        assert [r.body["model"] for r in requests] == ["openai/gpt-5-nano"] * 3
+        assert [r.body["messages"][-1]["content"] for r in requests] == [
+            "In one sentence: what is a p-value?",
+            "And a confidence interval?",
+            "Now in French.",
+        ]
