@@ -3,10 +3,12 @@ untrusted text made printable."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
 __all__ = [
+    "escape_markdown_text",
     "format_cost",
     "format_count",
     "format_seconds",
@@ -138,3 +140,17 @@ def inert_pre(text: str) -> str:
     """
     body = _PRE_SPECIAL.sub(lambda m: _NAMED.get(m.group()) or f"&#{ord(m.group())};", text)
     return f"<pre>{body}</pre>"
+
+
+# CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,
+# except the characters of the entities that html.escape has already written (& ; < >).
+_MD_PUNCTUATION = re.compile(r"([!-%'-/:=?@\[-`{-~])")
+
+
+def escape_markdown_text(text: str) -> str:
+    """Untrusted text as literal text on one Markdown line (a name, an error message).
+
+    HTML is escaped, every Markdown punctuation character is backslash-escaped (so no
+    link, image, emphasis or math can form) and line breaks become spaces.
+    """
+    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))

@@ -64,6 +64,31 @@ def test_escape_codes_reach_no_terminal(
     assert "UsageError: Partial" not in err and "␛]52;c;cm0gLXJmIH4=␇" in err
 
 
+def test_side_by_side_escape_codes_reach_no_terminal_or_text_plain(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = "deepseek/deepseek-v4-flash", "openai/gpt-5-nano"
+    fake_env.enqueue_for(a, StreamReply(text=ESCAPES, reasoning=ESCAPES, provider=ESCAPES))
+    fake_env.enqueue_for(b, StreamReply(text="$x$ and " + ESCAPES, provider="OpenAI"))
+    shell.run_cell(f"%%chat -m {a} -m {b}\nHi", store_history=True)
+    out, err = capsys.readouterr()
+    assert OBEYED.findall(out + err) == []
+    assert out.count("␛[8mhidden␛[0m") >= 3  # both answers and the reasoning
+    # the saved copies of the same turn, as a notebook keeps them
+    from ormagic.render.compared import ColumnAnswer, side_by_side_bundle
+
+    columns = [
+        ColumnAnswer(f"m/{ESCAPES}", ESCAPES, ESCAPES, "Thought", f"⚠ {ESCAPES}", ESCAPES),
+        ColumnAnswer("m/$x$", "ok", "", None, None, "m/$x$ via $P$"),
+    ]
+    bundle = side_by_side_bundle(columns, chosen=0)
+    assert OBEYED.findall(bundle["text/plain"]) == []
+    assert "␛]52;c;cm0gLXJmIH4=␇" in bundle["text/plain"]
+    # a name or footer with dollars stays literal in the Markdown copy: no maths
+    assert "**\\[2\\] m\\/\\$x\\$**" in bundle["text/markdown"]
+    assert "<sub>m\\/\\$x\\$ via \\$P\\$</sub>" in bundle["text/markdown"]
+
+
 def test_escape_codes_reach_no_text_plain_output() -> None:
     outputs: list[Mapping[str, Any]] = []
 

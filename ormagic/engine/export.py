@@ -12,13 +12,12 @@ import html
 import importlib
 import json
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..events import Usage
-from ..formatting import inert_pre, tool_line
+from ..formatting import escape_markdown_text, inert_pre, tool_line
 from .conversation import Conversation, Response, Turn
 from .resume import record, typed, usage_dict, usage_from
 
@@ -38,9 +37,6 @@ __all__ = [
 FORMAT = "ormagic.conversation"
 VERSION = 1
 
-# CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,
-# except the characters of the entities that html.escape has already written (& ; < >).
-_MD_PUNCTUATION = re.compile(r"([!-%'-/:=?@\[-`{-~])")
 _KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -65,12 +61,6 @@ def _write_new(path: str | os.PathLike[str], text: str, *, overwrite: bool) -> N
 
 
 # -- notebook ---------------------------------------------------------------------------
-
-
-def _escape_inline(text: str) -> str:
-    """Plain text made literal in a Markdown line: HTML and Markdown syntax escaped,
-    newlines folded."""
-    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
 def _reasoning_text(message: Mapping[str, Any]) -> str:
@@ -143,12 +133,12 @@ def _answer_markdown(turn: Turn, neutralise: Callable[[str], str]) -> str:
     if turn.interrupted:
         blocks.append("*Interrupted.*")
     if turn.error:
-        blocks.append(f"**Error:** {_escape_inline(turn.error)}")
+        blocks.append(f"**Error:** {escape_markdown_text(turn.error)}")
     return "\n\n".join(blocks)
 
 
 def _title_markdown(conversation: Conversation) -> str:
-    title = f"# Conversation {_escape_inline(conversation.name)}"
+    title = f"# Conversation {escape_markdown_text(conversation.name)}"
     if not conversation.system:
         return title
     return f"{title}\n\nSystem prompt:\n\n{inert_pre(conversation.system)}"

@@ -10,14 +10,13 @@ provider name, is escaped.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..events import Event, Finished, ReasoningDelta, StreamFailed, TextDelta
-from ..formatting import inert_pre
+from ..formatting import escape_markdown_text, inert_pre, printable
 from ..view import FinalSummary
 from .live import pre_html
 from .markdown import escape_text, neutralise_markdown, render_html
@@ -29,7 +28,6 @@ _HEAD = "text-align:left;vertical-align:bottom;border-bottom:1px solid #ccc;padd
 _CELL = "text-align:left;vertical-align:top;padding:0.3em 0.6em;overflow-wrap:anywhere"
 _KEPT = "✓ kept"
 _KEPT_TIP = "The conversation continues from this answer; %chat pick N changes that."
-_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]()#+.!|~-])")
 
 
 @dataclass(frozen=True)
@@ -79,16 +77,11 @@ def _head_html(number: int, column: ColumnAnswer, kept: bool) -> str:
     return f'<th style="{_HEAD}">{escape_text(header(number, column.model))}{mark}</th>'
 
 
-def _markdown_inline(text: str) -> str:
-    """Network text made literal on one Markdown line."""
-    return _MARKDOWN_ACTIVE.sub(r"\\\1", escape_text(" ".join(text.split())))
-
-
 def _section_markdown(number: int, column: ColumnAnswer, kept: bool) -> str:
-    head = f"**{_markdown_inline(header(number, column.model))}**"
+    head = f"**{escape_markdown_text(header(number, column.model))}**"
     blocks = [f"{head} · {_KEPT}" if kept else head]
     if column.reasoning_title is not None:  # one line: no blank line ends the HTML block
-        summary = _markdown_inline(column.reasoning_title)
+        summary = escape_markdown_text(column.reasoning_title)
         blocks.append(
             f"<details><summary>{summary}</summary>{inert_pre(column.reasoning)}</details>"
         )
@@ -96,7 +89,7 @@ def _section_markdown(number: int, column: ColumnAnswer, kept: bool) -> str:
         blocks.append(neutralise_markdown(column.answer))
     lines = [line for line in (column.status, column.footer) if line]
     # status and footer quote the server (an error message, a provider's name)
-    blocks.append("  \n".join(f"<sub>{_markdown_inline(line)}</sub>" for line in lines))
+    blocks.append("  \n".join(f"<sub>{escape_markdown_text(line)}</sub>" for line in lines))
     return "\n\n".join(blocks)
 
 
@@ -106,7 +99,7 @@ def _section_text(number: int, column: ColumnAnswer, kept: bool) -> str:
     if column.answer:
         parts.append(column.answer)
     parts += [line for line in (column.status, column.footer) if line]
-    return "\n".join(parts)
+    return printable("\n".join(parts))  # model text and names: shown, never obeyed
 
 
 def side_by_side_bundle(
@@ -192,5 +185,5 @@ class TerminalColumnsView:
         """Nothing was shown but a line."""
 
     def _write(self, text: str) -> None:
-        self._out.write(text)
+        self._out.write(printable(text))  # model text and names: shown, never obeyed
         self._out.flush()

@@ -31,6 +31,7 @@ from markdown_it.common.utils import escapeHtml, stripEscape, unescapeAll
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
+from ..formatting import escape_markdown_text
 from .escape import escape_text
 from .highlight import BOX_CLASS, highlight_code
 from .texmath import (
@@ -42,20 +43,6 @@ from .texmath import (
 )
 
 __all__ = ["escape_markdown_text", "escape_text", "neutralise_markdown", "render_html"]
-
-
-# CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,
-# except the characters of the entities that html.escape has already written (& ; < >).
-_MD_PUNCTUATION = re.compile(r"([!-%'-/:=?@\[-`{-~])")
-
-
-def escape_markdown_text(text: str) -> str:
-    """Untrusted text as literal text on one Markdown line (a name, an error message).
-
-    HTML is escaped, every Markdown punctuation character is backslash-escaped (so no
-    link, image, emphasis or math can form) and line breaks become spaces.
-    """
-    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
 # ---------------------------------------------------------------------------------------
