@@ -150,8 +150,8 @@ def test_finish_replaces_the_widgets_by_one_static_output() -> None:
     )
     markdown = bundle["text/markdown"]
     first, second = markdown.split("\n\n---\n\n")
-    assert first.startswith(r"**\[1\] deepseek/deepseek\-v4\-flash**")
-    assert second.startswith(r"**\[2\] openai/gpt\-5\-nano** · ✓ kept")
+    assert first.startswith(r"**\[1\] deepseek\/deepseek\-v4\-flash**")
+    assert second.startswith(r"**\[2\] openai\/gpt\-5\-nano** · ✓ kept")
     assert "&lt;img" in second and "<img" not in second
     assert view.final_bundle(0)["text/plain"].startswith(f"── [1] {A} (kept) ──")
 
