@@ -16,6 +16,7 @@ from ormagic.client.settings import ClientSettings, Secret
 from ormagic.engine.compare import compare, pick
 from ormagic.engine.engine import Engine, set_default_engine
 from ormagic.engine.options import AskOptions
+from ormagic.engine.tools import user_tools
 from ormagic.errors import ConfigError, StreamError, TransportError
 from ormagic.events import Event, Finished, StreamFailed, TextDelta, Usage
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
@@ -297,6 +298,32 @@ def test_ask_with_a_list_of_models_returns_an_answer_per_model(
     assert [a.conversation for a in answers] == ["api", "api"]
     assert (B, "StreamFailed") in seen
     assert [name for model, name in seen if model == A][-2:] == ["Usage", "Finished"]
+
+
+def test_side_by_side_offers_no_tools_so_no_call_is_left_unanswered(
+    engine: Engine, fake_openrouter: FakeOpenRouter
+) -> None:
+    # the columns answer in one round: a tool offered there would be called and never run,
+    # leaving the conversation with a call the API refuses on the next turn
+    @ormagic.tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    fake_openrouter.enqueue_for(A, StreamReply(text="Alpha."))
+    fake_openrouter.enqueue_for(B, StreamReply(text="Beta."))
+    view = Columns()
+    try:
+        compare(engine, "Q", AskOptions(conversation="sbs"), [A, B], view=view)
+        set_default_engine(engine)
+        with pytest.raises(ConfigError, match="Side by side answers have no tools"):
+            ormagic.ask("Q", model=[A, B], tools=True)
+    finally:
+        set_default_engine(None)
+        user_tools().clear()
+    assert ["tools" in r.body for r in fake_openrouter.chat_requests()] == [False, False]
+    assert (view.text(0), view.text(1)) == ("Alpha.", "Beta.")
+    assert engine.conversation("sbs").messages[-1] == {"role": "assistant", "content": "Alpha."}
 
 
 def test_abort_wakes_a_read_blocked_in_another_thread(fake_openrouter: FakeOpenRouter) -> None:

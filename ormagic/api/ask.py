@@ -13,6 +13,7 @@ from typing import Any, overload
 from ..engine.compare import compare
 from ..engine.engine import Engine, Exchange, default_engine
 from ..engine.options import AskOptions
+from ..errors import ConfigError
 from ..events import Event
 from ..view import FinalSummary
 from .answer import Answer
@@ -57,6 +58,7 @@ class _CallbackView:
 
 
 def _options(
+    *,
     conversation: str,
     model: str | None,
     reasoning: str | None,
@@ -178,14 +180,33 @@ def ask(
     """
     engine = default_engine()
     if isinstance(model, list | tuple):
+        if tools:
+            raise ConfigError(
+                "Side by side answers have no tools: leave tools out, or ask one model."
+            )
         options = _options(
-            conversation, None, reasoning, system, temperature, max_tokens, context, engine
+            conversation=conversation,
+            model=None,
+            reasoning=reasoning,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            context=context,
+            engine=engine,
         )
         view = _ModelsCallbackView(on_event)
         compared = compare(engine, prompt, options, model, notebook=engine.notebook, view=view)
         return [Answer.from_result(result) for result in compared.results]
     options = _options(
-        conversation, model, reasoning, system, temperature, max_tokens, context, engine, tools
+        conversation=conversation,
+        model=model,
+        reasoning=reasoning,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        context=context,
+        engine=engine,
+        tools=tools,
     )
     result = engine.answer(prompt, options, notebook=engine.notebook, view=_CallbackView(on_event))
     return Answer.from_result(result)
@@ -212,7 +233,15 @@ def stream(
     """
     engine = default_engine()
     options = _options(
-        conversation, model, reasoning, system, temperature, max_tokens, context, engine, tools
+        conversation=conversation,
+        model=model,
+        reasoning=reasoning,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        context=context,
+        engine=engine,
+        tools=tools,
     )
     exchange = engine.exchange(engine.prepare(prompt, options, engine.notebook, notify=print))
     return _events(engine, exchange)

@@ -167,13 +167,14 @@ def prepare_all(
     """Check the question once and build one request per model, identical but the model.
 
     The notebook context is gathered once, within the tightest of the models' context
-    budgets, so the same context fits every one of them.
+    budgets, so the same context fits every one of them. No tools are offered: the
+    columns answer in one round each (a call nobody runs would leave the conversation
+    with an unanswered tool call, which the API refuses on the next turn).
     """
     found = check_models(models)
     tightest = min(found, key=engine.context_budget)
-    base = engine.prepare(
-        text, dataclasses.replace(options, model=tightest), notebook, on_checked=on_checked
-    )
+    once = dataclasses.replace(options, model=tightest, tools=False)
+    base = engine.prepare(text, once, notebook, on_checked=on_checked)
     return [_for_model(base, model) for model in found]
 
 
