@@ -27,6 +27,7 @@ __all__ = [
     "StreamFailed",
     "TextDelta",
     "ToolCallDelta",
+    "ToolCallKeys",
     "ToolResult",
     "ToolRound",
     "Usage",
@@ -109,14 +110,58 @@ class ToolCallDelta:
 
     The first fragment of a call usually carries ``id`` and ``name``, later ones a piece of
     ``arguments`` (a JSON text, split anywhere). Fields are as received: some providers
-    repeat ``id`` and ``name`` in every fragment, omit ``index`` or reuse it; assembling
-    calls from fragments is the client's ``ToolCallAssembler``'s job.
+    repeat ``id`` and ``name`` in every fragment, omit ``index`` or reuse it. Which call a
+    fragment belongs to is :class:`ToolCallKeys`' rule; assembling calls from fragments is
+    the client's ``ToolCallAssembler``'s job.
     """
 
     index: int | None
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+
+
+class ToolCallKeys:
+    """Which call each :class:`ToolCallDelta` of one round belongs to.
+
+    One rule for every reader of the fragments (the client assembling calls, a view
+    showing a line per call), so they never count calls differently:
+
+    - a fragment with an ``index`` continues the call on that index, except that a new
+      ``id`` on an index whose call already has a name and an id starts a new call (some
+      backends give parallel calls one shared index);
+    - a fragment without ``index`` continues the last call, or starts one when it has an
+      ``id``;
+    - repeating the ``id`` and ``name`` in every fragment starts nothing.
+    """
+
+    __slots__ = ("_calls", "_latest", "order")
+
+    def __init__(self) -> None:
+        self.order: list[object] = []  # the calls' keys, in the order they began
+        self._latest: dict[object, object] = {}  # index -> the call it now continues
+        self._calls: dict[object, tuple[str | None, bool]] = {}  # key -> (id, named)
+
+    def add(self, delta: ToolCallDelta) -> tuple[object, bool]:
+        """(the key of the call ``delta`` belongs to, True when it is that call's first name).
+
+        The second item is what a view needs: the moment a line for the call can say which
+        tool it calls.
+        """
+        index: object = delta.index
+        if index is None:
+            index = self.order[-1] if self.order and not delta.id else len(self.order)
+        key = self._latest.get(index, index)
+        known = self._calls.get(key)
+        if known is not None and delta.id and known[0] and delta.id != known[0] and known[1]:
+            key, known = ("extra", len(self.order)), None  # a shared index: a new call
+        if known is None:
+            known = (None, False)
+            self.order.append(key)
+        self._latest[index] = key
+        call_id, named = known
+        self._calls[key] = (delta.id or call_id, named or bool(delta.name))
+        return key, bool(delta.name) and not named
 
 
 @dataclass(frozen=True, slots=True)

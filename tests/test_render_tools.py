@@ -70,6 +70,35 @@ def test_calls_show_as_stand_ins_then_collapsed_lines() -> None:
     assert "result (an error, sent back to the model)" in details
 
 
+def test_a_provider_repeating_id_and_name_in_every_fragment_gets_one_line_per_call() -> None:
+    # Fireworks, DeepSeek and Qwen hosts repeat id and name in each fragment of a call;
+    # one backend gives two parallel calls the same index, told apart by their ids
+    clock, rec = Clock(), Recorder()
+    view = NotebookView(rec, clock=clock, widgets=ipywidgets)
+    view.start("m")
+    view.handle(ToolCallDelta(0, "c1", "list_variables", ""))
+    view.handle(ToolCallDelta(0, "c1", "list_variables", "{"))
+    view.handle(ToolCallDelta(0, "c1", "list_variables", "}"))
+    view.handle(ToolCallDelta(0, "c2", "describe_variable", '{"name": "<b>x</b>"}'))
+    view.handle(ToolCallDelta(None, None, "describe_variable", ""))  # continues c2
+    [box] = [w for w in rec.widgets if isinstance(w, ipywidgets.VBox)]
+    assert [html.unescape(w.value) for w in box.children] == [
+        '<div style="color:#888;font-size:0.9em">⚙ list_variables(…)</div>',
+        '<div style="color:#888;font-size:0.9em">⚙ describe_variable(…)</div>',
+    ]
+    view.handle(Finished(reason="tool_calls"))
+    view.handle(LIST)
+    view.handle(BAD)
+    assert [w.titles for w in box.children] == [
+        ("⚙ list_variables() → 2 lines",),
+        ("⚙ describe_variable(name=\"<b>x</b>\") → Error: There is no variable named '<b>x</b>'.",),
+    ]
+    view.handle(ToolRound(2))
+    view.handle(ToolCallDelta(0, "c3", "list_variables", ""))  # index 0 again: a new round
+    [_, box2] = [w for w in rec.widgets if isinstance(w, ipywidgets.VBox)]
+    assert len(box2.children) == 1
+
+
 def test_the_next_round_streams_below_and_the_final_output_lists_the_calls() -> None:
     clock, rec = Clock(), Recorder()
     view = NotebookView(rec, clock=clock, widgets=ipywidgets)

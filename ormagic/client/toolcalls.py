@@ -11,6 +11,8 @@ ways, and each rule below answers one of them:
   call: some backends give parallel calls one shared ``index`` (LibreChat agents#260);
 - a fragment without ``index`` continues the last call, or starts one when it has an id
   (OR-AISDK's fallback);
+  (these three rules, which call a fragment belongs to, are ``events.ToolCallKeys``, which
+  the live view counts calls with too)
 - a missing, empty or duplicate id is replaced by a generated ``call_<hex>`` (OR-AISDK:
   "Some providers return empty, null, or duplicate IDs"; Gemini's ``"id": ""``);
 - empty (or blank) arguments become ``"{}"`` (a zero-argument call through OpenRouter,
@@ -26,7 +28,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from ..events import ToolCallDelta
+from ..events import ToolCallDelta, ToolCallKeys
 
 __all__ = ["AssembledCall", "ToolCallAssembler", "join_surrogates"]
 
@@ -68,38 +70,26 @@ class ToolCallAssembler:
     """Collects :class:`ToolCallDelta` fragments into calls, in the order they began."""
 
     def __init__(self) -> None:
+        self._keys = ToolCallKeys()
         self._slots: dict[object, _Slot] = {}
-        self._order: list[object] = []
-        self._latest: dict[object, object] = {}  # index -> the slot it now continues
         self._calls: list[AssembledCall] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self._order)
+        return bool(self._slots)
 
     def add(self, delta: ToolCallDelta) -> None:
         """Take one fragment."""
         self._calls = None
-        index: object = delta.index
-        if index is None:
-            index = self._order[-1] if self._order and not delta.id else len(self._order)
-        key = self._latest.get(index, index)
+        key, _ = self._keys.add(delta)
         slot = self._slots.get(key)
-        if slot is not None and delta.id and slot.id and delta.id != slot.id and slot.name:
-            key, slot = ("extra", len(self._order)), None  # a shared index: a new call
         if slot is None:
             slot = self._slots[key] = _Slot()
-            self._order.append(key)
-        self._latest[index] = key
         if delta.id:
             slot.id = delta.id  # assigned, never concatenated
         if delta.name and not slot.name:
             slot.name = delta.name
         if delta.arguments:
             slot.arguments.append(delta.arguments)
-
-    def names(self) -> list[str]:
-        """The names of the calls begun so far (for a live view)."""
-        return [self._slots[key].name for key in self._order]
 
     def calls(self) -> list[AssembledCall]:
         """The calls, finished: ids unique and non-empty, arguments never empty.
@@ -110,7 +100,7 @@ class ToolCallAssembler:
         if self._calls is None:
             seen: set[str] = set()
             calls = []
-            for key in self._order:
+            for key in self._keys.order:
                 slot = self._slots[key]
                 call_id = slot.id if slot.id and slot.id not in seen else _new_id()
                 seen.add(call_id)

@@ -34,6 +34,7 @@ from ..events import (
     StreamFailed,
     TextDelta,
     ToolCallDelta,
+    ToolCallKeys,
     ToolResult,
     ToolRound,
     Usage,
@@ -143,6 +144,7 @@ class NotebookView:
         # tool calls: this round's panel, and what earlier rounds left on screen (widgets
         # and answer pieces, redisplayed in order if the live outputs are merged)
         self._tools: ToolPanel | None = None
+        self._call_keys = ToolCallKeys()  # which fragments begin a call (a stand-in line each)
         self._earlier: list[Any] = []
         self._closing: list[ReasoningPanel | ToolPanel] = []
         self._thought = 0.0  # seconds of reasoning in earlier rounds
@@ -223,8 +225,9 @@ class NotebookView:
 
     def _on_tool_call(self, event: ToolCallDelta) -> None:
         """The model writes a call: its reasoning and text are done; show a stand-in line."""
-        if event.name is None:
-            return  # a piece of arguments: nothing to show until the call has run
+        _, named = self._call_keys.add(event)
+        if not named or event.name is None:
+            return  # more of a call already shown: nothing new until the call has run
         self._end_reasoning()
         if self._answer.pending:
             self._answer.redraw()
@@ -251,6 +254,7 @@ class NotebookView:
         self._earlier_text.append("".join(self._answer_parts))
         self._thought += self._reasoning_seconds or 0.0
         self._panel, self._tools = None, None
+        self._call_keys = ToolCallKeys()
         self._answer_parts = []
         self._reasoning_started = self._reasoning_seconds = None
         self._answer = self._new_blocks()
