@@ -65,3 +65,22 @@ def test_loading_imports_nothing_heavy_and_the_first_question_brings_it(
     assert found["asked"] == "Second."
     # ormagic.ask used %%chat's engine, with the setting made through %config
     assert [r.body["max_tokens"] for r in fake_openrouter.chat_requests()] == [16384, 77]
+
+
+def test_tool_lines_and_batch_progress_do_not_load_the_markdown_renderer() -> None:
+    # a batch's bar and a tool call's line only escape text: markdown-it and pygments wait
+    # for an answer that needs them
+    program = (
+        "import sys, ormagic.render.progress, ormagic.render.toolcalls\n"
+        "print(sorted(m for m in ('markdown_it', 'pygments', 'ormagic.render.markdown')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

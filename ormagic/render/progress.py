@@ -17,8 +17,8 @@ import uuid
 from typing import Any, Protocol, TextIO
 
 from ..formatting import format_cost, format_seconds, format_short_count
+from .escape import escape_text
 from .live import Clock, Publisher
-from .markdown import escape_text
 from .reasoning import close_widget
 
 __all__ = ["NotebookProgress", "ProgressState", "TerminalProgress", "progress_text"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..events import ToolResult
 from ..formatting import tool_line
+from .escape import escape_text
 from .live import Publisher, pre_html
-from .markdown import escape_text
 from .reasoning import close_widget
 
 __all__ = ["ToolPanel", "tool_details_html", "tools_bundle"]
