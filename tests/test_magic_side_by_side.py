@@ -76,3 +76,45 @@ def test_no_model_answering_ends_the_cell_with_one_line(
         == "UsageError: None of the models answered; each column says why.\n"
     )
     assert ormagic.conversation("none").turns == []
+
+
+class _Stopped:
+    """A value whose text the user stops (the stop button, while a slow repr runs)."""
+
+    def __format__(self, spec: str) -> str:
+        raise KeyboardInterrupt
+
+    __str__ = __repr__ = lambda self: self.__format__("")
+
+
+@pytest.mark.parametrize("models", [f"-m {A}", f"-m {A} -m {B}"], ids=["one", "side-by-side"])
+def test_stopping_while_the_question_is_prepared_is_one_line_and_sends_nothing(
+    shell: InteractiveShell,
+    fake_env: FakeOpenRouter,
+    capsys: pytest.CaptureFixture[str],
+    models: str,
+) -> None:
+    shell.user_ns["slow"] = _Stopped()
+    result = shell.run_cell(f"%%chat -c stop {models}\nWhat is {{slow}}?")
+    assert not result.success
+    assert capsys.readouterr().err == (
+        "UsageError: Interrupted before the question was sent; nothing changed.\n"
+    )
+    assert fake_env.requests == []
+    assert ormagic.conversation("stop").turns == []
+
+
+def test_code_blocks_for_a_new_cell_are_the_ones_the_answer_shows(
+    shell: InteractiveShell, fake_env: FakeOpenRouter
+) -> None:
+    # a fence in a list item counts, a longer closing fence closes, an unclosed one
+    # (the answer cut short) is unfinished code and stays out
+    fake_env.enqueue_for(
+        B,
+        StreamReply(
+            text="1. First:\n\n   ```python\n   a = 1\n   ```\n\n````\nb = 2\n`````\n\n```\nc = ("
+        ),
+    )
+    fake_env.enqueue_for(A, ErrorReply(500, "Internal"))
+    assert shell.run_cell(f"%%chat -c blocks -m {A} -m {B} -f code\nQ").success
+    assert shell.rl_next_input == "a = 1\nb = 2"

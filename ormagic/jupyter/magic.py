@@ -10,7 +10,8 @@ that talks to the user about errors: bad flags and configuration become one-line
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -71,7 +72,6 @@ SETTINGS = (
     "tools",
     "max_tool_rounds",
 )
-_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 
 
 @magics_class
@@ -353,16 +353,10 @@ class ChatMagics(Magics):
             self._side_by_side(args, cell)
             return
         view = self._view(args)
-        try:
+        with _asking():
             result = self.engine.answer(
                 cell, self.options(args), notebook=self.notebook(), view=view
             )
-        except OrmagicError as error:
-            raise UsageError(str(error)) from None
-        except KeyboardInterrupt:
-            # stopped while the question was being prepared (reading the notebook, or
-            # /models to learn whether the model takes tools): nothing was sent
-            raise UsageError("Interrupted before the question was sent; nothing changed.") from None
         self._present(result, args)
 
     def options(self, args: Any) -> AskOptions:
@@ -399,7 +393,7 @@ class ChatMagics(Magics):
             show_reasoning=self.show_reasoning and not args.hide_reasoning,
             plain=args.format == "text",
         )
-        try:
+        with _asking():
             result = compare(
                 self.engine,
                 cell,
@@ -408,8 +402,6 @@ class ChatMagics(Magics):
                 notebook=self.notebook(),
                 view=view,
             )
-        except OrmagicError as error:
-            raise UsageError(str(error)) from None
         self.side_by_side.remember(result, view)
         side_by_side.present(
             result,
@@ -438,7 +430,9 @@ class ChatMagics(Magics):
         if args.out:
             self._ip.user_ns[args.out] = answer
         if (args.format == "code" or args.fix) and answer:
-            code = "\n".join(m.group(2).rstrip("\n") for m in _CODE_BLOCK.finditer(answer))
+            from ..render.markdown import code_of
+
+            code = code_of(answer)
             if code:
                 self._ip.set_next_input(code, replace=False)
             elif not outcome.interrupted and outcome.failure is None:
@@ -505,6 +499,20 @@ class ChatMagics(Magics):
             else trait.from_string(text)
         )
         setattr(self, name, value)
+
+
+@contextmanager
+def _asking() -> Iterator[None]:
+    """Errors raised before an answer began, as the one line the user reads."""
+    try:
+        yield
+    except OrmagicError as error:
+        raise UsageError(str(error)) from None
+    except KeyboardInterrupt:
+        # stopped while the question was being prepared (reading the notebook, filling in
+        # {variables}, or /models to learn whether the model takes tools): the engine
+        # handles an interrupt once a stream began, so nothing was sent
+        raise UsageError("Interrupted before the question was sent; nothing changed.") from None
 
 
 def _unquote(value: Any) -> Any:

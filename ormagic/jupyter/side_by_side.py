@@ -9,7 +9,6 @@ what a saved notebook keeps).
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,6 @@ from .display import JupyterPublisher
 
 __all__ = ["SideBySideDisplays", "present", "view_for"]
 
-_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
 _REMEMBERED = 50  # side-by-side outputs whose "kept" mark %chat pick can still move
 
 
@@ -82,7 +80,9 @@ def present(
         user_ns[args.out] = [outcome.text for outcome in result.outcomes]
     kept = result.turn.answer if result.turn is not None else ""
     if (args.format == "code" or args.fix) and kept:
-        code = "\n".join(m.group(2).rstrip("\n") for m in _CODE_BLOCK.finditer(kept))
+        from ..render.markdown import code_of
+
+        code = code_of(kept)
         if code:
             set_next_input(code)
         elif not result.interrupted:

@@ -42,7 +42,13 @@ from .texmath import (
     math_dollar_inline,
 )
 
-__all__ = ["escape_markdown_text", "escape_text", "neutralise_markdown", "render_html"]
+__all__ = [
+    "code_of",
+    "escape_markdown_text",
+    "escape_text",
+    "neutralise_markdown",
+    "render_html",
+]
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,6 +349,28 @@ def _block_parser() -> MarkdownIt:
 
 def _fences(text: str) -> list[Token]:
     return [t for t in _block_parser().parse(text) if t.type == "fence" and t.map]
+
+
+def code_of(text: str) -> str:
+    """The code of every fenced block in ``text`` (nested in lists too), one after another.
+
+    What ``-f code`` and ``--fix`` put in a new cell. The blocks are the ones the answer
+    shows as code (a CommonMark parse, linear in the text), so a fence inside a math
+    block or a list reads as it renders; a fence never closed (an answer cut short) is
+    left out, since its code is unfinished.
+    """
+    # the lines as markdown-it numbers them (its map): \r\n and \r are line ends, nothing else
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(fence.content.rstrip("\n") for fence in _fences(text) if _closed(fence, lines))
+
+
+def _closed(fence: Token, lines: list[str]) -> bool:
+    """Whether the fence's last line closes it (in a list or a quote too)."""
+    start, end = fence.map or (0, 0)
+    if end - 1 <= start or end > len(lines):
+        return False
+    last = lines[end - 1].strip().lstrip("> \t")
+    return len(last) >= len(fence.markup) and last == fence.markup[0] * len(last)
 
 
 def _neutralise_prose(text: str) -> str:
