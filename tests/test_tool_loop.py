@@ -309,6 +309,18 @@ def test_no_tools_for_a_model_without_them_said_once(
     assert len([r for r in fake_env.requests if r.path.endswith("/models")]) == 1
 
 
+def test_the_catalogue_is_read_once_whichever_command_reads_it_first(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a map's price estimate in a fresh session, then a question (whether the model takes
+    # tools), then %chat models: one GET /models for all three (it is cached 300 s)
+    ormagic.map("Say {item}", ["a"], model="meta-llama/llama-3.1-8b-instruct", progress=False)
+    run(shell, "%%chat -c once -m meta-llama/llama-3.1-8b-instruct\nHi")
+    run(shell, "%chat models llama")
+    capsys.readouterr()
+    assert len([r for r in fake_env.requests if r.path.endswith("/models")]) == 1
+
+
 def test_tools_off_for_a_cell_or_for_the_session(
     shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -145,7 +145,7 @@ class Engine:
         self._clock = clock
         self._settings: ClientSettings | None = None
         self._client: OpenRouterClient | None = None
-        self.catalog = ModelCatalog(self._fetch_models)
+        self._catalog = ModelCatalog(self._fetch_models)
         self._resume_tried: set[str] = set()
 
     # ------------------------------------------------------------------ settings and client
@@ -173,15 +173,25 @@ class Engine:
 
             self._client = OpenRouterClient(settings)
             self._settings = settings
-            self.catalog = ModelCatalog(self._fetch_models)
+            self._catalog = ModelCatalog(self._fetch_models)
         return self._client
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        """``GET /models`` of the current server, cached (a new one when the settings change).
+
+        Settled before it is handed out: a catalogue replaced while fetching (the first
+        request makes the client, which starts a new catalogue) would be fetched twice.
+        """
+        self.client()
+        return self._catalog
 
     def _fetch_models(self) -> list[dict[str, object]]:
         return self.client().get_models()
 
     def cached_model(self, model_id: str) -> ModelInfo | None:
         """The catalogue entry for ``model_id`` if the catalogue was fetched, without I/O."""
-        if not self.catalog.is_cached():
+        if self._client is None or not self._catalog.is_cached():
             return None
         return self.catalog.get(model_id)
 
@@ -402,7 +412,6 @@ class Engine:
         known = self._tool_support.get(key)
         if known is not None:
             return known
-        self.client()  # the catalogue of the current server
         try:
             info = self.catalog.get(model)
         except OrmagicError:

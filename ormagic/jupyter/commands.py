@@ -233,7 +233,6 @@ def models(host: CommandHost, words: Sequence[str]) -> Reply:
     parser.add_argument("--refresh", action="store_true", help="refetch the list")
     args = parser.parse_args(words)
     engine = host.engine
-    engine.client()  # the catalogue of the current server
     chosen = select_models(
         engine.catalog.models(refresh=args.refresh),
         filter=args.filter,
