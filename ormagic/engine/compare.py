@@ -28,7 +28,6 @@ nothing (OpenRouter bills generated tokens), so it is recorded at $0.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import queue
 import threading
@@ -38,14 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client.message import MessageBuilder
-from ..errors import ConfigError, OrmagicError
+from ..errors import ConfigError
 from ..events import Event, ReasoningDelta, StreamFailed, TextDelta
 from ..formatting import format_seconds
 from ..view import FinalSummary, NullSideBySideView, SideBySideView
 from .conversation import Response, Turn
 from .engine import Engine, Prepared, TurnResult
 from .fanout import Board, Crashed, Ended, Item, Opened, Refused, pump
-from .models import cost_of
 from .notebook import Notebook
 from .options import AskOptions, Checked
 from .resume import record
@@ -338,13 +336,8 @@ def _price(engine: Engine, result: Comparison) -> None:
     if result.turn is None:
         return
     for outcome, response in zip(result.outcomes, result.turn.responses, strict=True):
-        if outcome.usage is None or outcome.cost is not None:
-            continue
-        cost = outcome.usage.cost
-        if cost is None:
-            with contextlib.suppress(OrmagicError):  # unknown prices leave it unknown
-                cost = cost_of(outcome.usage, engine.catalog.get(outcome.answered_by))
-        outcome.cost = response.cost = cost
+        if outcome.usage is not None and outcome.cost is None:
+            outcome.cost = response.cost = engine.cost(outcome.usage, outcome.answered_by)
 
 
 # -- choosing the answer that continues -------------------------------------------------

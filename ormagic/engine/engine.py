@@ -542,14 +542,9 @@ class Engine:
         if len(outcome.rounds) > 1:
             self._price_rounds(result)
             return
-        if outcome.usage is None:
-            return
-        cost = outcome.usage.cost
+        cost = self.cost(outcome.usage, outcome.answered_by)
         if cost is None:
-            try:
-                cost = cost_of(outcome.usage, self.catalog.get(outcome.answered_by))
-            except OrmagicError:
-                return
+            return
         outcome.cost = result.turn.response.cost = cost
         if outcome.rounds:
             outcome.rounds[0].cost = cost
@@ -558,15 +553,24 @@ class Engine:
         """Each round's cost, then their total (unknown while a round's is unknown)."""
         outcome = result.outcome
         for round_ in outcome.rounds:
-            if round_.cost is None and round_.usage is not None:
-                try:
-                    round_.cost = cost_of(round_.usage, self.catalog.get(outcome.answered_by))
-                except OrmagicError:
-                    continue
+            if round_.cost is None:
+                round_.cost = self.cost(round_.usage, outcome.answered_by)
         response = result.turn.response if result.turn is not None else None
         if response is not None:
             response.settle()
             outcome.cost = response.cost
+
+    def cost(self, usage: Usage | None, model: str) -> float | None:
+        """What ``usage`` cost: OpenRouter's ``usage.cost``, else the tokens at ``model``'s
+        listed prices (``GET /models``, cached); ``None`` when neither is known."""
+        if usage is None:
+            return None
+        if usage.cost is not None:
+            return usage.cost  # what OpenRouter charged: no catalogue needed
+        try:
+            return cost_of(usage, self.catalog.get(model))
+        except OrmagicError:  # the prices cannot be read: the cost stays unknown
+            return None
 
     def resolve_costs(self) -> int:
         """Look up the cost of answers that streamed no usage (``GET /generation``).
