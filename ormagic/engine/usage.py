@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..events import Usage
 from ..formatting import format_cost, format_count, format_seconds
 from .conversation import Response, Turn
+from .tables import html_table, one_line, text_table
 
 __all__ = ["UsageLedger", "UsageTotals", "footer_text"]
 
@@ -189,29 +190,16 @@ def _cells(totals: UsageTotals) -> tuple[str, ...]:
     )
 
 
+def _rows(groups: dict[str, UsageTotals]) -> list[tuple[str, ...]]:
+    return [(one_line(name), *_cells(totals)) for name, totals in groups.items()]
+
+
 def _text_table(first: str, groups: dict[str, UsageTotals]) -> str:
-    rows = [(first, *_COLUMNS), *((name, *_cells(t)) for name, t in groups.items())]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines)
+    return text_table((first, *_COLUMNS), _rows(groups), right=_COLUMNS)
 
 
 def _html_table(first: str, groups: dict[str, UsageTotals]) -> str:
-    right = ' style="text-align:right"'
-    head = f"<th>{first}</th>" + "".join(f"<th{right}>{c}</th>" for c in _COLUMNS)
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td>"
-        + "".join(f"<td{right}>{html.escape(c)}</td>" for c in _cells(totals))
-        + "</tr>"
-        for name, totals in groups.items()
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return html_table((first, *_COLUMNS), _rows(groups), right=_COLUMNS)
 
 
 def _total_line(totals: UsageTotals) -> str:
