@@ -8,6 +8,7 @@ import json
 import re
 
 __all__ = [
+    "counted",
     "escape_markdown_text",
     "format_cost",
     "format_count",
@@ -45,6 +46,11 @@ def _picture(match: re.Match[str]) -> str:
 def format_count(n: int | None) -> str:
     """``1234567`` -> ``"1,234,567"``; ``None`` -> ``"?"``."""
     return "?" if n is None else f"{n:,}"
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """A count with its noun: ``1 row``, ``1,234 rows`` (``plural`` when not ``word`` + s)."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def format_cost(dollars: float | None) -> str:
@@ -109,7 +115,7 @@ def tool_line(name: str, arguments: str, result: str, error: bool) -> str:
         outcome = _cut(" ".join(result.split()), 120)
     else:
         lines = result.count("\n") + 1 if result else 0
-        outcome = f"{lines:,} line{'' if lines == 1 else 's'}"
+        outcome = counted(lines, "line")
     return f"⚙ {tool_call_text(name, arguments)} → {outcome}"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ..engine.engine import TurnResult
 from ..engine.usage import footer_text
 from ..events import ToolResult, Usage
+from ..formatting import counted
 
 __all__ = ["Answer"]
 
@@ -79,7 +80,7 @@ class Answer:
         )
         count = len(self.tool_calls)
         if count:
-            footer += f" · {count} tool call{'' if count == 1 else 's'}"
+            footer += f" · {counted(count, 'tool call')}"
         return footer
 
     def __str__(self) -> str:

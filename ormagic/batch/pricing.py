@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context.block import estimate_tokens
-from ..formatting import format_cost, format_short_count
+from ..formatting import counted, format_cost, format_short_count
 
 __all__ = ["DEFERRED_SHARE", "Estimate", "Prices", "request_tokens"]
 
@@ -111,7 +111,7 @@ class Estimate:
     def line(self) -> str:
         """``1,000 rows · 800 to send (200 cached) · ~412k tokens in · ~38k out (…) · ~$0.068
         at listed prices, ~$0.034 deferred · budget $0.50`` (one line)."""
-        rows = "1 row" if self.rows == 1 else f"{self.rows:,} rows"
+        rows = counted(self.rows, "row")
         repeats = self.rows - self.cached - self.to_send
         notes = [f"{self.cached:,} cached"] if self.cached else []
         if repeats > 0:
@@ -135,7 +135,7 @@ class Estimate:
 
     def refusal(self, sent_note: str = "") -> str:
         """The one line that says nothing (more) was sent, what it would cost, what to do."""
-        rows = "1 request" if self.to_send == 1 else f"{self.to_send:,} requests"
+        rows = counted(self.to_send, "request")
         price = "through the batch endpoint" if self.deferred else "at listed prices"
         output = (
             f"up to {round(self.output_per_row):,} output tokens each"

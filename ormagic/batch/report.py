@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..formatting import format_cost, format_seconds, format_short_count
+from ..formatting import counted, format_cost, format_seconds, format_short_count
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -116,7 +116,7 @@ class BatchStats:
 
 def summary_line(stats: BatchStats) -> str:
     """``1,000 rows · 12 failed · 412k in / 38k out · $0.068 · 41 s`` (with what applies)."""
-    rows = "1 row" if stats.total == 1 else f"{stats.total:,} rows"
+    rows = counted(stats.total, "row")
     parts = [rows]
     if stats.cached:
         parts.append(f"{stats.cached:,} cached")

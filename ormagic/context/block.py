@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
+from ..formatting import counted
 from .redact import redact
 from .snapshot import CellRecord, NotebookSnapshot
 from .summaries import cut_middle, summarise
@@ -371,7 +372,7 @@ def _place_variables(
 
 
 def _note(dropped: int) -> str:
-    return f"[{dropped:,} earlier cell{'' if dropped == 1 else 's'} left out]"
+    return f"[{counted(dropped, 'earlier cell')} left out]"
 
 
 def build_context(

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+from ..formatting import counted
 from .snapshot import CellRecord, NotebookSnapshot
 from .summaries import _SAMPLE_REPR, _is_type, shorten, summarise
 
@@ -178,7 +179,7 @@ def list_variables(namespace: Mapping[str, Any]) -> str:
     variables = user_variables(namespace)
     if not variables:
         return "The notebook has no variables yet (modules, functions and classes not counted)."
-    lines = [f"{len(variables):,} variable{'s' if len(variables) != 1 else ''}:"]
+    lines = [f"{counted(len(variables), 'variable')}:"]
     for name, value in variables[:_MAX_LISTED]:
         shape = _shape(value)
         kind = _short_type(value)
@@ -447,7 +448,7 @@ def search_notebook(snapshot: NotebookSnapshot, text: str) -> str:
     scope = "" if snapshot.notebook_path else " (the notebook file is unknown: no Markdown)"
     if not matches:
         return f"No cell contains {needle!r}{scope}."
-    header = f"{len(matches):,} match{'es' if len(matches) != 1 else ''} for {needle!r}{scope}:"
+    header = f"{counted(len(matches), 'match', 'matches')} for {needle!r}{scope}:"
     shown = matches[:_MAX_MATCHES]
     more = len(matches) - len(shown)
     return "\n".join([header, *shown, *([f"… and {more:,} more"] if more else [])])

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..formatting import counted
+
 __all__ = [
     "OUTPUT_HEAD_CHARS",
     "OUTPUT_TAIL_CHARS",
@@ -137,17 +139,13 @@ def _is_type(obj: Any, module_prefix: str, name: str) -> bool:
     )
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
 def _summarise_dataframe(df: Any) -> str:
     rows, cols = df.shape
     dtypes = ", ".join(f"{col} {dtype}" for col, dtype in df.dtypes.items())
     nulls = df.isna().sum()
     null_text = ", ".join(f"{col} {int(n):,}" for col, n in nulls.items() if n) or "none"
     return (
-        f"pandas DataFrame, {_count(rows, 'row')} \u00d7 {_count(cols, 'column')}\n"
+        f"pandas DataFrame, {counted(rows, 'row')} \u00d7 {counted(cols, 'column')}\n"
         f"dtypes: {dtypes}\n"
         f"nulls: {null_text}\n"
         f"head:\n{df.head(_HEAD_ROWS).to_string(max_cols=_HEAD_COLUMNS)}"
@@ -177,7 +175,7 @@ def _summarise_ndarray(array: Any) -> str:
 
 
 def _summarise_str(text: str, max_chars: int) -> str:
-    header = f"str, {_count(len(text), 'character')}: "
+    header = f"str, {counted(len(text), 'character')}: "
     room = max(max_chars - len(header), 0)
     # Quote only a prefix, so a huge string is never copied whole.
     quoted = repr(text[:room])
@@ -188,8 +186,8 @@ def _summarise_str(text: str, max_chars: int) -> str:
 
 def _summarise_container(obj: Any) -> str:
     if isinstance(obj, dict):
-        return f"{type(obj).__name__}, {_count(len(obj), 'key')}: {_SAMPLE_REPR.repr(obj)}"
-    return f"{type(obj).__name__}, {_count(len(obj), 'item')}: {_SAMPLE_REPR.repr(obj)}"
+        return f"{type(obj).__name__}, {counted(len(obj), 'key')}: {_SAMPLE_REPR.repr(obj)}"
+    return f"{type(obj).__name__}, {counted(len(obj), 'item')}: {_SAMPLE_REPR.repr(obj)}"
 
 
 def _summarise_callable(obj: Callable[..., Any]) -> str:

@@ -29,7 +29,7 @@ from ..client.settings import ClientSettings
 from ..context.block import ContextBlock
 from ..errors import BudgetExceededError, MissingKeyError, OrmagicError
 from ..events import Event, Usage
-from ..formatting import format_cost
+from ..formatting import counted, format_cost
 from ..view import FinalSummary, NullView, View
 from . import session
 from .conversation import Conversation, ConversationStore, Turn, new_session_id
@@ -623,7 +623,7 @@ def resumed_line(name: str, found: NotebookConversations) -> str:
     """``Resumed 'default' from analysis.ipynb: 3 turns (saved 2 min ago).``"""
     turns = found.turns(name)
     return (
-        f"Resumed {name!r} from {found.name}: {turns} turn{'' if turns == 1 else 's'} "
+        f"Resumed {name!r} from {found.name}: {counted(turns, 'turn')} "
         f"({saved_ago(found.saved_at)})."
     )
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..events import Usage
-from ..formatting import escape_markdown_text, inert_pre, tool_line
+from ..formatting import counted, escape_markdown_text, inert_pre, tool_line
 from .conversation import Conversation, Response, Turn
 from .resume import record, typed, usage_dict, usage_from
 
@@ -112,7 +112,7 @@ def _calls_markdown(turn: Turn) -> str | None:
         f"\n\n{html.escape(result)}</pre>"
         for name, arguments, result in calls
     )
-    count = f"{len(calls)} tool call{'' if len(calls) == 1 else 's'}"
+    count = counted(len(calls), "tool call")
     return f"<details><summary>{count}</summary>\n\n{items}\n\n</details>"
 
 

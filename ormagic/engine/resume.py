@@ -26,7 +26,7 @@ from typing import Any
 
 from ..context.redact import redact
 from ..events import Usage
-from ..formatting import printable
+from ..formatting import counted, printable
 from .conversation import Conversation, Response, Turn
 
 __all__ = [
@@ -343,19 +343,15 @@ class _Reader:
     def finish(self) -> NotebookConversations:
         if self._skipped:
             self.result.notes.append(
-                f"Skipped {_count(self._skipped, 'saved answer')} in {self.result.name} "
+                f"Skipped {counted(self._skipped, 'saved answer')} in {self.result.name} "
                 "whose ormagic metadata is malformed."
             )
         if self._newer:
             self.result.notes.append(
-                f"Skipped {_count(self._newer, 'saved answer')} in {self.result.name} written "
+                f"Skipped {counted(self._newer, 'saved answer')} in {self.result.name} written "
                 "by a newer ormagic; upgrade ormagic to read them."
             )
         return self.result
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def read_notebook(path: str | os.PathLike[str]) -> NotebookConversations:
@@ -407,4 +403,4 @@ def saved_ago(saved_at: float | None, now: float | None = None) -> str:
     if seconds < 86400:
         return f"saved {int(seconds // 3600)} h ago"
     days = int(seconds // 86400)
-    return f"saved {days} day{'' if days == 1 else 's'} ago"
+    return f"saved {counted(days, 'day')} ago"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..client.message import MessageBuilder
 from ..errors import OrmagicError
 from ..events import Event, Finished, StreamFailed, ToolResult, Usage
+from ..formatting import counted
 from ..view import FinalSummary
 from .conversation import Response, RoundRecord
 from .usage import footer_text
@@ -130,7 +131,7 @@ class Outcome:
         parts = []
         if self.calls:
             count = len(self.calls)
-            parts.append(f"{count} tool call{'' if count == 1 else 's'}")
+            parts.append(counted(count, "tool call"))
         if self.tools_note:
             parts.append(self.tools_note)
         return parts

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..events import Usage
-from ..formatting import format_cost, format_count, format_seconds
+from ..formatting import counted, format_cost, format_count, format_seconds
 from .conversation import Response, Turn
 from .tables import html_table, one_line, text_table
 
@@ -203,11 +203,11 @@ def _html_table(first: str, groups: dict[str, UsageTotals]) -> str:
 
 
 def _total_line(totals: UsageTotals) -> str:
-    turns = "1 turn" if totals.turns == 1 else f"{format_count(totals.turns)} turns"
+    turns = counted(totals.turns, "turn")
     parts = [turns, _tokens_text(totals), format_cost(totals.cost)]
     if totals.unknown_cost_turns:
         n = totals.unknown_cost_turns
-        parts[-1] += f" (+ {n} {'turn' if n == 1 else 'turns'} of unknown cost)"
+        parts[-1] += f" (+ {counted(n, 'turn')} of unknown cost)"
     parts.append(format_seconds(totals.seconds))
     return _SEP.join(parts)
 

@@ -36,7 +36,7 @@ from ..engine.providers import (
 from ..engine.resume import read_notebook
 from ..engine.tables import one_line
 from ..errors import ConfigError, OrmagicError
-from ..formatting import format_cost, format_count, tool_line
+from ..formatting import counted, format_cost, format_count, tool_line
 from ..render.chart import PLOT_HINT, Measure, chart_bundle
 from ..render.escape import escape_text
 
@@ -241,7 +241,7 @@ def models(host: CommandHost, words: Sequence[str]) -> Reply:
     )
     if not chosen:
         return Reply("No model matches.")
-    count = f"{len(chosen)} model{'s' if len(chosen) != 1 else ''}"
+    count = counted(len(chosen), "model")
     return Reply(
         f"{models_table_text(chosen)}\n{count}", f"{models_table_html(chosen)}<p>{count}</p>"
     )
@@ -451,7 +451,7 @@ def _show_value(value: Any, effective: str | None = None) -> str:
 
 
 def _turns(count: int) -> str:
-    return f"{count} turn{'' if count == 1 else 's'}"
+    return counted(count, "turn")
 
 
 def _table(rows: Sequence[tuple[str, str]]) -> Reply:
@@ -486,7 +486,7 @@ def providers(host: CommandHost, words: Sequence[str]) -> Reply:
     model_id = args.model or engine.default_model()
     found = fetch_providers(engine.client().get_endpoints, model_id, engine.catalog.models)
     rows = sort_providers(found.providers, args.sort)
-    count = f"{len(rows)} provider{'' if len(rows) == 1 else 's'} of {found.model_id}"
+    count = f"{counted(len(rows), 'provider')} of {found.model_id}"
     text = f"{providers_table_text(rows)}\n{count}"
     html_parts = [providers_table_html(rows), f"<p>{escape_text(count)}</p>"]
     bundles: tuple[Mapping[str, str], ...] = ()

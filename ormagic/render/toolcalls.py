@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..events import ToolResult
-from ..formatting import tool_line
+from ..formatting import counted, tool_line
 from .escape import escape_text
 from .live import Publisher, pre_html
 from .reasoning import close_widget
@@ -53,7 +53,7 @@ def tools_bundle(calls: Sequence[ToolResult]) -> dict[str, str]:
     """The final output: every call as a line that opens to its arguments and result."""
     count = len(calls)
     names = ", ".join(dict.fromkeys(call.name for call in calls))
-    title = f"⚙ {count} tool call{'' if count == 1 else 's'}: {names}"
+    title = f"⚙ {counted(count, 'tool call')}: {names}"
     items = "".join(
         f"<details><summary>{escape_text(_line(call))}</summary>{tool_details_html(call)}</details>"
         for call in calls
