@@ -7,7 +7,7 @@ kernel, and an engine of their own in a script. IPython is never imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, overload
 
 from ..engine.compare import compare
@@ -15,7 +15,7 @@ from ..engine.engine import Engine, Exchange, default_engine
 from ..engine.options import AskOptions
 from ..errors import ConfigError
 from ..events import Event
-from ..view import FinalSummary
+from ..view import NullSideBySideView, NullView
 from .answer import Answer
 
 __all__ = ["ask", "configure", "stream"]
@@ -24,37 +24,20 @@ EventCallback = Callable[[Event], None]
 ModelEventCallback = Callable[[str, Event], None]
 
 
-class _CallbackView:
-    """A view that hands each event to the caller's function."""
+class _CallbackView(NullView):
+    """A view that hands each event to the caller's function, as it is."""
 
     def __init__(self, on_event: EventCallback | None) -> None:
+        super().__init__()
         self._on_event = on_event
-        self._started = False
-
-    def start(self, model: str) -> None:
-        """Nothing to show."""
 
     def note(self, text: str) -> None:
         print(text)  # e.g. "Resumed 'default' from analysis.ipynb: 3 turns (saved 2 min ago)."
 
     def handle(self, event: Event) -> None:
-        # every kind of the closed set (text, reasoning, tool calls and results, rounds,
-        # usage, the end) goes to the caller as it is
-        if not isinstance(event, Event):  # pragma: no cover - the event set is closed
-            raise TypeError(f"unknown event {event!r}")
-        self._started = True
+        super().handle(event)
         if self._on_event is not None:
             self._on_event(event)
-
-    def finish(self, summary: FinalSummary) -> None:
-        """Nothing to show."""
-
-    def abandon(self) -> None:
-        """Nothing to show."""
-
-    @property
-    def started(self) -> bool:
-        return self._started
 
 
 def _options(
@@ -82,7 +65,7 @@ def _options(
     )
 
 
-class _ModelsCallbackView:
+class _ModelsCallbackView(NullSideBySideView):
     """A side-by-side view that hands each event to the caller's function, with the id
     of the model it came from."""
 
@@ -96,17 +79,6 @@ class _ModelsCallbackView:
     def handle(self, column: int, event: Event) -> None:
         if self._on_event is not None:
             self._on_event(self._models[column], event)
-
-    def idle(self) -> None:
-        """Nothing to show."""
-
-    def finish(
-        self, summaries: Sequence[FinalSummary], chosen: int | None, metadata: Mapping[str, Any]
-    ) -> None:
-        """Nothing to show."""
-
-    def abandon(self) -> None:
-        """Nothing to show."""
 
 
 @overload

@@ -11,7 +11,7 @@ message and tool results in order.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,12 +215,6 @@ class Conversation:
     def with_system(system: str | None, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``messages`` after a system message, when there is a system prompt."""
         return [{"role": "system", "content": system}, *messages] if system else messages
-
-    def request_messages(
-        self, user_message: Mapping[str, Any], cell_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Messages for a new turn: the history (up to ``cell_id``'s turn) plus the question."""
-        return self.with_system(self.system, [*self.history(cell_id), dict(user_message)])
 
     def record(self, turn: Turn) -> None:
         """Add a turn; a turn from a re-run cell replaces that cell's earlier turn in place."""
