@@ -74,6 +74,16 @@ def test_footer_without_usage() -> None:
     assert footer == "deepseek/deepseek-v4-flash · usage unavailable · 2.0 s · interrupted"
 
 
+def test_footer_counts_tool_calls_and_says_why_a_model_had_none() -> None:
+    common = {"model": None, "requested_model": FLASH, "provider": None, "usage": None}
+    assert footer_text(**common, cost=None, seconds=2.04, tool_calls=1, interrupted=True) == (
+        "deepseek/deepseek-v4-flash · usage unavailable · 2.0 s · 1 tool call · interrupted"
+    )
+    assert footer_text(**common, cost=None, seconds=1.0, tool_calls=3, note="no tools: x") == (
+        "deepseek/deepseek-v4-flash · usage unavailable · 1.0 s · 3 tool calls · no tools: x"
+    )
+
+
 def test_footer_without_usage_shows_a_cost_found_later() -> None:
     footer = footer_text(
         model=FLASH,

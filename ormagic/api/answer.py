@@ -9,7 +9,6 @@ from typing import Any
 from ..engine.engine import TurnResult
 from ..engine.usage import footer_text
 from ..events import ToolResult, Usage
-from ..formatting import counted
 
 __all__ = ["Answer"]
 
@@ -69,19 +68,16 @@ class Answer:
     @property
     def footer(self) -> str:
         """The line ``%%chat`` shows under an answer: model, provider, tokens, cost, time."""
-        footer = footer_text(
+        return footer_text(
             model=self.model,
             requested_model=self.requested_model,
             provider=self.provider,
             usage=self.usage,
             cost=self.cost,
             seconds=self.elapsed,
+            tool_calls=len(self.tool_calls),
             interrupted=self.interrupted,
         )
-        count = len(self.tool_calls)
-        if count:
-            footer += f" · {counted(count, 'tool call')}"
-        return footer
 
     def __str__(self) -> str:
         return self.text

@@ -46,7 +46,6 @@ from .engine import Engine, Prepared, TurnResult
 from .fanout import Board, Crashed, Ended, Item, Opened, Refused, pump
 from .notebook import Notebook
 from .options import AskOptions, Checked
-from .resume import record
 from .turn import Clock, Outcome, _note
 
 __all__ = ["MAX_MODELS", "Comparison", "compare", "pick", "prepare_all"]
@@ -116,16 +115,7 @@ class Comparison:
         ):
             turn = self.turn
             response = turn.responses[column] if turn is not None else outcome.to_response()
-            entry = record(
-                conversation=self.conversation,
-                system=prepared.system,
-                session_id=prepared.session_id,
-                prompt=prepared.prompt,
-                cell_id=prepared.checked.options.cell_id,
-                response=response,
-                chosen=self.chosen == column,
-                secrets=self.secrets,
-            )
+            entry = prepared.record(response, secrets=self.secrets, chosen=self.chosen == column)
             entry["first_token"] = None if first is None else round(first, 3)
             answers.append(entry)
         return {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from ..events import Event, Usage
 from ..formatting import counted, format_cost
 from ..view import FinalSummary, NullView, View
 from . import session
-from .conversation import Conversation, ConversationStore, Turn, new_session_id
+from .conversation import Conversation, ConversationStore, Response, Turn, new_session_id
 from .models import ModelCatalog, ModelInfo, cost_of
 from .notebook import Notebook, fill_prompt, gather_context
 from .options import AskOptions, Checked, Defaults, check
@@ -70,6 +70,27 @@ class Prepared:
     @property
     def conversation(self) -> str:
         return self.checked.conversation
+
+    def record(
+        self,
+        response: Response,
+        *,
+        secrets: Sequence[str],
+        chosen: bool = True,
+        in_output: bool = False,
+    ) -> dict[str, Any]:
+        """The resume record of ``response`` to this question (see ``resume.record``)."""
+        return record(
+            conversation=self.conversation,
+            system=self.system,
+            session_id=self.session_id,
+            prompt=self.prompt,
+            cell_id=self.checked.options.cell_id,
+            response=response,
+            chosen=chosen,
+            secrets=secrets,
+            in_output=in_output,
+        )
 
 
 @dataclass
@@ -489,16 +510,7 @@ class Engine:
         """What the view shows under the answer, with the record a saved notebook keeps."""
         prepared, outcome = result.prepared, result.outcome
         response = result.turn.response if result.turn is not None else outcome.to_response()
-        saved = record(
-            conversation=prepared.conversation,
-            system=prepared.system,
-            session_id=prepared.session_id,
-            prompt=prepared.prompt,
-            cell_id=prepared.checked.options.cell_id,
-            response=response,
-            secrets=self.secrets(),
-            in_output=True,
-        )
+        saved = prepared.record(response, secrets=self.secrets(), in_output=True)
         return outcome.summary({"ormagic": {**saved, **outcome.tool_metadata()}})
 
     def _commit(self, prepared: Prepared, *outcomes: Outcome) -> Turn | None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from ..client.message import MessageBuilder
 from ..errors import OrmagicError
 from ..events import Event, Finished, StreamFailed, ToolResult, Usage
-from ..formatting import counted
 from ..view import FinalSummary
 from .conversation import Response, RoundRecord
 from .usage import footer_text
@@ -116,8 +115,9 @@ class Outcome:
             usage=self.usage,
             cost=self.cost,
             seconds=self.elapsed,
+            tool_calls=len(self.calls),
+            note=self.tools_note,
         )  # an interruption is said once, in the status line above the footer
-        footer = " · ".join([footer, *self._tool_parts()])
         return FinalSummary(
             footer=footer,
             status=self.status_line(),
@@ -125,16 +125,6 @@ class Outcome:
             reasoning_tokens=self.usage.reasoning_tokens if self.usage else None,
             tool_calls=tuple(self.calls),
         )
-
-    def _tool_parts(self) -> list[str]:
-        """Footer parts: how many tool calls, or why the model had no tools."""
-        parts = []
-        if self.calls:
-            count = len(self.calls)
-            parts.append(counted(count, "tool call"))
-        if self.tools_note:
-            parts.append(self.tools_note)
-        return parts
 
     def tool_metadata(self) -> dict[str, Any]:
         """The calls, for output metadata (results are in the conversation's messages)."""

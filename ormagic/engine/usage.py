@@ -240,15 +240,19 @@ def footer_text(
     usage: Usage | None,
     cost: float | None,
     seconds: float,
+    tool_calls: int = 0,
+    note: str | None = None,
     interrupted: bool = False,
 ) -> str:
     """The quiet line under an answer::
 
         deepseek/deepseek-v4-flash via DeepSeek · 12 in / 9 out (6 reasoning) · $0.0000042
-        · 1.3 s · 6.9 tok/s
+        · 1.3 s · 6.9 tok/s · 2 tool calls
 
     (one line). Without usage (an interrupted stream sends none, docs §4.3) the tokens
     and cost give way to ``usage unavailable``; a cost found later is still shown.
+    ``note`` says why the model had no tools; ``interrupted`` ends the line with that
+    word (``%%chat`` says it in a status line instead).
     """
     parts = [_who(model, requested_model, provider)]
     if usage is None:
@@ -260,6 +264,10 @@ def footer_text(
     parts.append(format_seconds(seconds))
     if usage is not None and seconds > 0:
         parts.append(f"{usage.completion_tokens / seconds:.1f} tok/s")
+    if tool_calls:
+        parts.append(counted(tool_calls, "tool call"))
+    if note:
+        parts.append(note)
     if interrupted:
         parts.append("interrupted")
     return _SEP.join(parts)
