@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,17 @@ def test_a_failing_str_is_one_line(
         "UsageError: Cannot put {bad} into the prompt: str() raised ValueError: no text for you"
     )
     assert fake_env.chat_requests() == []
+
+
+def test_the_magics_settings_are_the_engines_defaults_with_the_same_values() -> None:
+    # %config ChatMagics.NAME and ormagic.configure(NAME=...) set one thing: a trait the
+    # engine does not know, or a default that differs, would make them disagree
+    from ormagic.engine.options import Defaults
+    from ormagic.jupyter.magic import SETTINGS, ChatMagics
+
+    defaults = Defaults()
+    assert tuple(f.name for f in dataclasses.fields(Defaults)) == SETTINGS
+    traits = ChatMagics.class_traits()
+    assert {name: traits[name].default() for name in SETTINGS} == {
+        name: getattr(defaults, name) for name in SETTINGS
+    }

@@ -36,13 +36,14 @@ __all__ = ["PROVIDER_SORTS", "AskOptions", "Checked", "Defaults"]
 class Defaults:
     """The lasting settings of an engine; ``ChatMagics``' traits of the same names."""
 
+    # (in the order %chat config lists them)
     model: str | None = None
     reasoning: str | None = None
+    context: str = "auto"
+    context_budget: int | None = None
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float | None = None
     system: str | None = None
-    context: str = "auto"
-    context_budget: int | None = None
     show_reasoning: bool = True
     max_cost: float | None = None
     base_url: str | None = None

@@ -9,6 +9,7 @@ with one clear line (an ``OrmagicError``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import html
 import shlex
@@ -24,7 +25,7 @@ from ..engine.engine import Engine, resumed_line
 from ..engine.export import export_json, export_notebook, load_json, tool_calls_of
 from ..engine.models import models_table_html, models_table_text, select_models
 from ..engine.notebook import Notebook
-from ..engine.options import AskOptions
+from ..engine.options import AskOptions, Defaults
 from ..engine.providers import (
     PROVIDER_TABLE_SORTS,
     chart_points,
@@ -42,28 +43,9 @@ from ..render.escape import escape_text
 
 __all__ = ["COMMANDS", "CommandHost", "Reply", "dispatch"]
 
-# traits %chat config may show and set (the same as %config ChatMagics.NAME)
-CONFIG_KEYS = (
-    "model",
-    "reasoning",
-    "context",
-    "context_budget",
-    "max_tokens",
-    "temperature",
-    "system",
-    "show_reasoning",
-    "max_cost",
-    "base_url",
-    "referer",
-    "title",
-    "headers",
-    "connect_timeout",
-    "read_timeout",
-    "max_retries",
-    "resume",
-    "tools",
-    "max_tool_rounds",
-)
+# traits %chat config may show and set (the same as %config ChatMagics.NAME): every
+# lasting setting but the key, which is never shown
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Defaults) if f.name != "api_key")
 
 
 class CommandHost(Protocol):

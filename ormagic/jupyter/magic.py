@@ -48,15 +48,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SETTINGS", "ChatMagics"]
 
-# The traits that are the engine's lasting defaults (ormagic.engine.options.Defaults).
+# The traits that are the engine's lasting defaults: the fields of
+# ormagic.engine.options.Defaults, in their order (that module is not imported at load).
 SETTINGS = (
     "model",
     "reasoning",
+    "context",
+    "context_budget",
     "max_tokens",
     "temperature",
     "system",
-    "context",
-    "context_budget",
     "show_reasoning",
     "max_cost",
     "base_url",
@@ -197,7 +198,9 @@ class ChatMagics(Magics):
         if self._engine is None:
             from ..engine.engine import default_engine
 
-            self.attach(default_engine())
+            engine = default_engine()  # loaded as an extension, that attached it already
+            if self._engine is None:
+                self.attach(engine)
         assert self._engine is not None
         return self._engine
 
