@@ -13,7 +13,12 @@ from IPython.display import clear_output, display, update_display
 
 from ..render.live import Bundle
 
-__all__ = ["JupyterPublisher"]
+__all__ = ["JupyterPublisher", "in_kernel"]
+
+
+def in_kernel(shell: Any) -> bool:
+    """True in a Jupyter kernel (outputs, widgets), False in terminal IPython (print)."""
+    return getattr(shell, "kernel", None) is not None
 
 
 class JupyterPublisher:

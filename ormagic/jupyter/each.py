@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ..errors import OrmagicError
-from .display import JupyterPublisher
+from .display import JupyterPublisher, in_kernel
 
 if TYPE_CHECKING:
     from ..batch.job import Display
@@ -112,6 +112,6 @@ def _one_model(model: Any) -> str | None:
 def _display(shell: Any) -> Display:
     from ..render.progress import NotebookProgress, TerminalProgress
 
-    if getattr(shell, "kernel", None) is None:
+    if not in_kernel(shell):
         return TerminalProgress()
     return NotebookProgress(JupyterPublisher())

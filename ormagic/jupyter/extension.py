@@ -11,7 +11,7 @@ from typing import Any
 
 from ..api.hooks import set_publisher_factory
 from ..engine import session
-from .display import JupyterPublisher
+from .display import JupyterPublisher, in_kernel
 from .magic import ChatMagics
 
 __all__ = ["load", "unload"]
@@ -30,7 +30,7 @@ def load(shell: Any) -> None:
     # The session's engine (ormagic.ask's too) is made by the first question, with the
     # magic's settings and notebook; one made before loading gets them now.
     session.on_create(magics.attach)
-    if getattr(shell, "kernel", None) is not None:  # ormagic.map draws its progress bar
+    if in_kernel(shell):  # ormagic.map draws its progress bar
         set_publisher_factory(JupyterPublisher)
     _magics = magics
 

@@ -32,6 +32,7 @@ from ..client.settings import (
 )
 from ..errors import ConfigError, OrmagicError
 from ..formatting import printable
+from .display import in_kernel
 
 # %load_ext imports this module and no more: the engine, the notebook reader, the views
 # and the commands (and with them httpx, markdown-it, nbformat) are imported by the
@@ -422,7 +423,7 @@ class ChatMagics(Magics):
         from .display import JupyterPublisher
 
         show = self.show_reasoning and not args.hide_reasoning
-        if getattr(self.shell, "kernel", None) is None:
+        if not in_kernel(self.shell):
             return TerminalView(show_reasoning=show)
         return NotebookView(JupyterPublisher(), show_reasoning=show, plain=args.format == "text")
 
@@ -478,7 +479,7 @@ class ChatMagics(Magics):
 
     def _show(self, reply: commands.Reply) -> None:
         text = printable(reply.text)  # names and answers from the network: shown, not obeyed
-        if getattr(self.shell, "kernel", None) is None:
+        if not in_kernel(self.shell):
             print(text)
             return
         bundle = {"text/plain": text}

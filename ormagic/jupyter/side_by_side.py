@@ -20,7 +20,7 @@ from ..engine.conversation import Turn
 from ..render.columns import ColumnsView
 from ..render.compared import TerminalColumnsView
 from ..view import SideBySideView
-from .display import JupyterPublisher
+from .display import JupyterPublisher, in_kernel
 
 __all__ = ["SideBySideDisplays", "present", "view_for"]
 
@@ -29,7 +29,7 @@ _REMEMBERED = 50  # side-by-side outputs whose "kept" mark %chat pick can still 
 
 def view_for(shell: Any, *, show_reasoning: bool, plain: bool) -> SideBySideView:
     """Columns of widgets in a kernel, text sections in terminal IPython."""
-    if getattr(shell, "kernel", None) is None:
+    if not in_kernel(shell):
         return TerminalColumnsView(show_reasoning=show_reasoning)
     return ColumnsView(JupyterPublisher(), show_reasoning=show_reasoning, plain=plain)
 
