@@ -14,6 +14,7 @@ __all__ = [
     "format_count",
     "format_seconds",
     "format_short_count",
+    "inert_html",
     "inert_pre",
     "printable",
     "tool_call_text",
@@ -131,11 +132,17 @@ def format_short_count(n: int) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
-# What HTML, Markdown or a math extractor could act on, and line ends: as character
-# references, the text is one line of <pre> that reads the same in every renderer that
-# shows HTML and cannot become a link, an image, math or a tag in any other reading.
-_PRE_SPECIAL = re.compile(r"[&<>\[\]$\\\n]")
+# What HTML, Markdown or a math extractor could act on (a tag, an entity, a link, an
+# image, a math delimiter), line ends (JavaScript's too) and other controls: as character
+# references, the text is one line that reads the same in every renderer that shows HTML
+# and cannot become a link, an image, math or a tag in any other reading.
+_INERT = re.compile(r"[&<>\[\]$\\\n\r\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def inert_html(text: str) -> str:
+    """Untrusted text as HTML text on one line, inert however Markdown around it is read."""
+    return _INERT.sub(lambda m: _NAMED.get(m.group()) or f"&#{ord(m.group())};", text)
 
 
 def inert_pre(text: str) -> str:
@@ -144,8 +151,7 @@ def inert_pre(text: str) -> str:
     For Markdown outputs and cells: a raw-HTML block ends at a blank line in CommonMark,
     and what follows would be read as Markdown again; here there is no blank line.
     """
-    body = _PRE_SPECIAL.sub(lambda m: _NAMED.get(m.group()) or f"&#{ord(m.group())};", text)
-    return f"<pre>{body}</pre>"
+    return f"<pre>{inert_html(text)}</pre>"
 
 
 # CommonMark: any ASCII punctuation may be backslash-escaped (spec §2.4). All of it is,

@@ -202,3 +202,19 @@ def test_a_huge_answer_costs_linear_time() -> None:
     assert growth(lambda size: _live_and_final(block * size), 200, repeats=1) < (
         LINEAR_GROWTH_LIMIT
     )
+
+
+def test_inert_html_is_one_line_in_every_reading_and_reads_back_as_written() -> None:
+    # reasoning in a side-by-side Markdown copy or an exported cell: a line end of any
+    # kind (JavaScript splits at U+2028/U+2029 too) would let a renderer read the rest
+    # as Markdown again
+    import html as html_module
+
+    from ormagic.formatting import inert_pre
+
+    text = "a\u2028b\u2029c\r\nd\n\n<img src=x onerror=alert(1)> $x$ [l](javascript:y) \\(z\\)"
+    pre = inert_pre(text)
+    assert pre.startswith("<pre>") and pre.endswith("</pre>")
+    body = pre[len("<pre>") : -len("</pre>")]
+    assert not any(ch in body for ch in "\n\r\u2028\u2029$[]\\<>")
+    assert html_module.unescape(body) == text

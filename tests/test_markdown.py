@@ -414,10 +414,10 @@ def test_the_checks_catch_unneutralised_payloads() -> None:
         ("```python\nif a < b:\n    pass\n```\n", "```python\nif a < b:\n    pass\n```\n"),
         (
             "```html\n<b>x</b>\n```\n",
-            '<pre><code class="language-html">&lt;b>x&lt;/b>&#10;</code></pre>\n',
+            '<pre><code class="language-html">&lt;b&gt;x&lt;/b&gt;&#10;</code></pre>\n',
         ),
-        ("~~~\n```\n<i>\n```\n~~~\n", "<pre><code>```&#10;&lt;i>&#10;```&#10;</code></pre>\n"),
-        ("```~~\n<i>\n```\n", "<pre><code>&lt;i>&#10;</code></pre>\n"),
+        ("~~~\n```\n<i>\n```\n~~~\n", "<pre><code>```&#10;&lt;i&gt;&#10;```&#10;</code></pre>\n"),
+        ("```~~\n<i>\n```\n", "<pre><code>&lt;i&gt;&#10;</code></pre>\n"),
         (
             "```sh\necho $HOME \\\n  [x](y)\n```\n",
             '<pre><code class="language-sh">'
@@ -457,7 +457,7 @@ def test_neutralising_twice_stays_safe_and_the_model_cannot_write_its_own_code_h
 
 def test_fence_inside_list_keeps_its_indentation() -> None:
     assert neutralise_markdown("- step\n  ```\n  <br>\n  ```\n- next\n") == (
-        "- step\n  <pre><code>&lt;br>&#10;</code></pre>\n- next\n"
+        "- step\n  <pre><code>&lt;br&gt;&#10;</code></pre>\n- next\n"
     )
 
 

@@ -31,7 +31,7 @@ from markdown_it.common.utils import escapeHtml, stripEscape, unescapeAll
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
-from ..formatting import escape_markdown_text
+from ..formatting import escape_markdown_text, inert_html
 from .escape import escape_text
 from .highlight import BOX_CLASS, highlight_code
 from .texmath import (
@@ -290,9 +290,6 @@ _IMAGE = re.compile(r"(?<!\\)(\\*)!\[")
 _LINK_TARGET = re.compile(r"\][ \t]*\(|\]:")
 # Characters a destination without <...> cannot hold (CommonMark, link destination).
 _NOT_BARE = re.compile(r"[\s()<>\\]")
-# In fence content written as HTML: what HTML, a Markdown renderer or a math extractor
-# could act on (a tag, an entity, a link, an image, a math delimiter, a line break).
-_CODE_ENTITIES = re.compile(r"[&<\[\]$\\\n\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LANGUAGE = re.compile(r"[^A-Za-z0-9_+#.-]")
 
 
@@ -409,15 +406,7 @@ def _code_as_html(code: str, info: str) -> str:
     """Fence content as one line of inert HTML (see :func:`neutralise_markdown`)."""
     language = _LANGUAGE.sub("", info.split(maxsplit=1)[0]) if info else ""
     attrs = f' class="language-{language}"' if language else ""
-    body = _CODE_ENTITIES.sub(_entity, code)
-    return f"<pre><code{attrs}>{body}</code></pre>"
-
-
-def _entity(char: re.Match[str]) -> str:
-    return _NAMED.get(char.group()) or f"&#{ord(char.group())};"
-
-
-_NAMED = {"&": "&amp;", "<": "&lt;"}
+    return f"<pre><code{attrs}>{inert_html(code)}</code></pre>"
 
 
 # --- link destinations, judged wherever "](" or "]:" appears
