@@ -25,6 +25,7 @@ Only the assembly is here; whether to run the calls is the engine's decision.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -32,10 +33,12 @@ from ..events import ToolCallDelta, ToolCallKeys
 
 __all__ = ["AssembledCall", "ToolCallAssembler", "join_surrogates"]
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def join_surrogates(text: str) -> str:
     """``text`` with UTF-16 surrogate pairs joined; a lone surrogate becomes U+FFFD."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+    if text.isascii() or not _SURROGATE.search(text):
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
