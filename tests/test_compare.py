@@ -358,3 +358,18 @@ def test_abort_wakes_a_read_blocked_in_another_thread(fake_openrouter: FakeOpenR
     assert not any(isinstance(e, Finished | Usage) for e in events)
     record = fake_openrouter.chat_requests()[0]
     eventually(lambda: record.client_disconnected, "the server seeing the client leave")
+
+
+def test_a_comparison_kept_for_a_later_pick_holds_no_request_but_the_same_records(
+    engine: Engine, fake_openrouter: FakeOpenRouter
+) -> None:
+    # %chat pick repaints the last outputs from their comparisons: each request holds the
+    # whole history and the notebook context, per model, which must not pile up
+    fake_openrouter.enqueue_for(A, StreamReply(text="Alpha."))
+    fake_openrouter.enqueue_for(B, StreamReply(text="Bravo."))
+    result = compare(engine, "Q " + "context " * 1000, AskOptions(conversation="light"), [A, B])
+    kept = result.without_requests()
+    assert [list(p.request.messages) for p in kept.prepared] == [[], []]
+    assert [p.context for p in kept.prepared] == [None, None]
+    assert kept.metadata() == result.metadata()
+    assert [len(p.request.messages) for p in result.prepared] == [1, 1]  # the original stays

@@ -170,6 +170,12 @@ def test_pick_moves_the_kept_mark_and_the_conversation(
     [update] = picked.of_type("update_display_data")
     assert update["content"]["transient"]["display_id"] == display_id
     assert update["content"]["metadata"]["ormagic"]["chosen"] == 1
+    # the repaint's records (made from the comparison kept without its requests) are the
+    # first output's, but for which answer is kept
+    before = the_output(asked)["metadata"]["ormagic"]["answers"]
+    after = update["content"]["metadata"]["ormagic"]["answers"]
+    assert [a["chosen"] for a in after] == [False, True]
+    assert [{**a, "chosen": None} for a in after] == [{**a, "chosen": None} for a in before]
     html = update["content"]["data"]["text/html"]
     assert f"[1] {A}</th>" in html and f"[2] {B} <span" in html
     server.reset()

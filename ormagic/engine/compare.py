@@ -89,6 +89,18 @@ class Comparison:
             for prepared, outcome in zip(self.prepared, self.outcomes, strict=True)
         ]
 
+    def without_requests(self) -> Comparison:
+        """This comparison without the requests sent (the whole history and the notebook
+        context, per model): what a later :meth:`metadata` still needs, and no more, for
+        keeping a while (``%chat pick`` repaints recent outputs)."""
+        light = [
+            dataclasses.replace(
+                p, request=dataclasses.replace(p.request, messages=(), tools=()), context=None
+            )
+            for p in self.prepared
+        ]
+        return dataclasses.replace(self, prepared=light)
+
     def summaries(self) -> list[FinalSummary]:
         """What each column shows under its answer: status, then footer with time to
         first token (tokens, cost, time, tokens per second come from the usage)."""

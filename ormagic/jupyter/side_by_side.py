@@ -43,7 +43,7 @@ class SideBySideDisplays:
     def remember(self, result: Comparison, view: SideBySideView) -> None:
         if result.turn is None or not isinstance(view, ColumnsView):
             return
-        self._shown[id(result.turn)] = (result.turn, view, result)
+        self._shown[id(result.turn)] = (result.turn, view, result.without_requests())
         while len(self._shown) > _REMEMBERED:
             self._shown.popitem(last=False)
 
