@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kernel_support import Execution, Kernel, start_kernel
 
+from ormagic.testing._tools import TOOL_STYLES
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply, ToolCall
 
 pytestmark = pytest.mark.timeout(180)
@@ -231,6 +232,38 @@ def test_a_two_round_exchange(kernel: Kernel, server: FakeOpenRouter) -> None:
     )
     assert footer["text/plain"].endswith(" · 2 tool calls")
     assert all("widget-view" not in json.dumps(o["data"]) for o in outputs)
+
+
+@pytest.mark.parametrize("style", TOOL_STYLES)
+def test_one_stand_in_line_per_call_however_the_provider_cuts_the_calls(
+    kernel: Kernel, server: FakeOpenRouter, style: str
+) -> None:
+    # repeat_ids: id and name in every fragment; shared_index: both calls on index 0;
+    # no_index; interleaved: the two calls' fragments alternate
+    server.enqueue(
+        StreamReply(
+            text="",
+            tool_calls=[
+                ToolCall("list_variables", {}, "call_a"),
+                ToolCall("describe_variable", {"name": "sales"}, "call_b"),
+            ],
+            tool_chunk_chars=3,
+            tool_style=style,
+        ),
+        StreamReply(text="Done."),
+    )
+    execution = kernel.execute(f"%%chat -c style-{style}\nLook.")
+    assert execution.status == "ok", execution.error_text()
+    stand_ins = [h["value"] for h in opened(execution, "HTMLModel") if "(…)" in h["value"]]
+    assert [v.rsplit(">", 2)[-2].split("<")[0] for v in stand_ins] == [
+        "⚙ list_variables(…)",
+        "⚙ describe_variable(…)",
+    ]
+    titles = [a["titles"] for a in opened(execution, "AccordionModel")]
+    assert titles == [
+        ["⚙ list_variables() → 2 lines"],
+        ['⚙ describe_variable(name="sales") → 19 lines'],
+    ]
 
 
 def test_an_interrupt_in_the_middle_of_round_two(kernel: Kernel, server: FakeOpenRouter) -> None:
