@@ -14,7 +14,7 @@ import pytest
 
 import ormagic
 from ormagic.engine.engine import default_engine, set_default_engine
-from ormagic.errors import BudgetExceededError, ConfigError
+from ormagic.errors import BatchStoppedError, BudgetExceededError, ConfigError
 from ormagic.testing._replies import content_text, request_messages
 from ormagic.testing.fake_openrouter import (
     FAKE_API_KEY,
@@ -189,10 +189,14 @@ def test_a_bad_key_stops_the_whole_batch(
 ) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-wrong")
     set_default_engine(None)
-    result = ormagic.map(
-        "Label {item}", list("abcdefgh"), max_tokens=20, concurrency=2, progress=False
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("Label {item}", list("abcdefgh"), max_tokens=20, concurrency=2, progress=False)
+    assert str(raised.value) == (
+        "Stopped after 0 of 8 rows: OpenRouter rejected the API key (User not found.). Check "
+        "OPENROUTER_API_KEY. The answers are in this error's .result and in the cache: run it "
+        "again to send the rest."
     )
-    assert result == [None] * 8
+    assert raised.value.result == [None] * 8
     report = ormagic.batch_report()
     assert (
         report[0]["error"]
@@ -279,12 +283,12 @@ def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
     usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "cost": 0.001}
     fake.respond = lambda body: StreamReply(text="label", usage=usage)
     rows = [f"r{i}" for i in range(10)]
-    result = ormagic.map(
-        "{item}", rows, max_tokens=5, max_cost=0.0035, concurrency=1, progress=False
-    )
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("{item}", rows, max_tokens=5, max_cost=0.0035, concurrency=1, progress=False)
+    assert str(raised.value).startswith("Stopped after 4 of 10 rows: max_cost reached ($0.0035).")
     # a row goes out while what was spent plus its estimate fits: 3 rows spent $0.003, the
     # 4th's estimate (a few millionths) still fit, after it $0.004 leaves no room
-    assert result == ["label"] * 4 + [None] * 6
+    assert raised.value.result == ["label"] * 4 + [None] * 6
     report = ormagic.batch_report()
     assert [r["status"] for r in report] == ["ok"] * 4 + ["skipped"] * 6
     assert report[4]["error"] == "not sent: max_cost reached ($0.0035)"
@@ -334,6 +338,29 @@ def test_the_cache_file_never_holds_the_key(fake: FakeOpenRouter, tmp_path: Path
     stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir())
     assert b"re: Secret-free a" in stored
     assert FAKE_API_KEY.encode() not in stored and b'Secret-free a"' not in stored
+
+
+def test_an_error_that_quotes_the_key_shows_it_redacted_and_obeys_no_escape_code(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a proxy echoing the Authorization header: the row's error, the report and the
+    # stopped line say [REDACTED], as a single question's error does
+    def respond(body: dict[str, Any]) -> Reply:
+        if prompt_of(body) == "Label a":
+            return ErrorReply(400, f"bad header Authorization: Bearer {FAKE_API_KEY}\x1b[31m")
+        return ErrorReply(401, f"bad key {FAKE_API_KEY}")
+
+    fake.respond = respond
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("Label {item}", ["a", "b"], max_tokens=20, concurrency=1, progress=True)
+    report = ormagic.batch_report()
+    assert report[0]["error"] == (
+        "Bad request: bad header Authorization: Bearer [REDACTED]\u241b[31m. Check the model id "
+        "and options."
+    )
+    shown = str(raised.value) + json.dumps(report) + "".join(capsys.readouterr())
+    assert FAKE_API_KEY not in shown and FAKE_API_KEY[-16:] not in shown
+    assert "\x1b" not in shown and "[REDACTED]" in str(raised.value)
 
 
 # -- deferred: OpenRouter's batch endpoint ----------------------------------------------------

@@ -144,21 +144,24 @@ class AsyncChatClient:
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         """POST one chat completion (the body should say ``stream: false``) and read it."""
         url = wire.base_url(self.settings) + "/chat/completions"
-        response = await self._request("POST", url, body)
-        data = _json(response, url)
-        if not isinstance(data, dict):
-            raise ProtocolError(f"{url} answered with JSON that is not an object.")
-        error = wire.body_error(data, response)
-        if error is not None:
-            raise error
+        with wire.scrubbing(self._key):
+            response = await self._request("POST", url, body)
+            data = _json(response, url)
+            if not isinstance(data, dict):
+                raise ProtocolError(f"{url} answered with JSON that is not an object.")
+            error = wire.body_error(data, response)
+            if error is not None:
+                raise error
         return completion_from_body(data, response.headers.get("x-generation-id"))
 
     async def post_json(self, url: str, body: Mapping[str, Any]) -> Any:
         """POST ``body`` to ``url`` (an absolute URL) and return the JSON answer."""
-        return _json(await self._request("POST", url, body), url)
+        with wire.scrubbing(self._key):
+            return _json(await self._request("POST", url, body), url)
 
     async def get_json(self, url: str) -> Any:
-        return _json(await self._request("GET", url), url)
+        with wire.scrubbing(self._key):
+            return _json(await self._request("GET", url), url)
 
     async def _request(
         self, method: str, url: str, body: Mapping[str, Any] | None = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import re
 import socket
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -35,12 +34,10 @@ from ..errors import (
     NotFoundError,
     OrmagicError,
     ProtocolError,
-    StreamError,
     TimeoutError_,
     TransportError,
 )
 from ..events import Event
-from ..formatting import printable
 from . import wire
 from .request import ChatRequest
 from .settings import ClientSettings
@@ -101,12 +98,12 @@ class OpenRouterClient:
         """POST the request and yield its events; raise pre-stream errors on entry."""
         key = self._key()
         content = json.dumps(request.to_json(), ensure_ascii=False).encode()
-        with _scrubbing(key):
+        with wire.scrubbing(key):
             response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
         events: EventStream | None = None
         try:
-            with _scrubbing(key):
-                raw = self._events(response, functools.partial(_scrub, secret=key))
+            with wire.scrubbing(key):
+                raw = self._events(response, functools.partial(wire.scrub, secret=key))
             events = EventStream(
                 raw, response.headers.get("x-generation-id"), abort=lambda: _shut_down(response)
             )
@@ -327,7 +324,7 @@ class OpenRouterClient:
     ) -> Any:
         """``GET {base}{path}`` with the chat's error mapping; the body's ``data``."""
         key = self._key()
-        with _scrubbing(key):
+        with wire.scrubbing(key):
             response = self._send(self._build("GET", path, key, _JSON, params=params))
             try:
                 if not response.is_success:
@@ -424,60 +421,3 @@ def _iter_chunks(response: httpx.Response, read_timeout: float) -> Iterator[byte
 
 
 _reason = wire.reason
-_REDACTED = "[REDACTED]"
-
-
-@contextlib.contextmanager
-def _scrubbing(secret: str) -> Iterator[None]:
-    """Errors raised inside are fit to show (see :func:`_scrub`)."""
-    try:
-        yield
-    except OrmagicError as error:
-        _scrub(error, secret=secret)
-        raise
-
-
-def _scrub(error: OrmagicError, *, secret: str) -> None:
-    """Make an error that may quote the server fit to show, print and save.
-
-    A server (or a proxy in front of it) may echo the Authorization header in an error
-    message, which would then be shown in the notebook and saved with it: the key
-    becomes ``[REDACTED]``. Control characters are shown, not obeyed (the message is
-    printed in terminals).
-    """
-
-    def clean(text: str) -> str:
-        return printable(_without_secret(text, secret))
-
-    error.args = tuple(clean(arg) if isinstance(arg, str) else arg for arg in error.args)
-    if isinstance(error, APIError | StreamError):
-        error.message = clean(error.message)
-
-
-# A piece of the key this long is redacted too: an error message may quote a request or a
-# body cut short (a ProtocolError shows the first 80 characters of a bad chunk).
-_SECRET_PIECE = 12
-
-
-def _without_secret(text: str, secret: str) -> str:
-    """``text`` with the secret, and every piece of it of 12 characters or more, redacted."""
-    if len(secret) < _SECRET_PIECE:
-        return text.replace(secret, _REDACTED) if secret else text
-    pieces = _secret_pieces(secret)
-    out: list[str] = []
-    done = 0
-    for match in pieces.finditer(text):
-        if match.start() < done:
-            continue
-        end = match.end()
-        while end < len(text) and text[match.start() : end + 1] in secret:
-            end += 1  # a longer piece: up to where it stops matching the key
-        out += [text[done : match.start()], _REDACTED]
-        done = end
-    return "".join([*out, text[done:]]) if out else text
-
-
-@functools.lru_cache(maxsize=4)
-def _secret_pieces(secret: str) -> re.Pattern[str]:
-    starts = range(len(secret) - _SECRET_PIECE + 1)
-    return re.compile("|".join(re.escape(secret[i : i + _SECRET_PIECE]) for i in starts))

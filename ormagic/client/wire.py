@@ -1,20 +1,32 @@
 """What every request to the server shares, synchronous or not (docs/openrouter-api.md §1, §6).
 
-The key checked before any I/O and sent only in the ``Authorization`` header, the
-attribution headers, what a failed connection means to the user, and the error a 2xx JSON
-body may carry. ``http`` (the synchronous client) and ``aio`` (the asynchronous one that
-batches use) both build on these, so that they say the same things in the same words.
+The key checked before any I/O, sent only in the ``Authorization`` header and redacted
+from every error that may quote it; the attribution headers; what a failed connection
+means to the user; and the error a 2xx JSON body may carry. ``http`` (the synchronous
+client) and ``aio`` (the asynchronous one that batches use) both build on these, so that
+they say the same things in the same words.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from ..errors import APIError, ConfigError, MissingKeyError, TimeoutError_, TransportError
+from ..errors import (
+    APIError,
+    ConfigError,
+    MissingKeyError,
+    OrmagicError,
+    StreamError,
+    TimeoutError_,
+    TransportError,
+)
+from ..formatting import printable
 from ..version import __version__
 from .settings import ClientSettings
 from .statuses import error_fields, error_for
@@ -30,6 +42,8 @@ __all__ = [
     "reason",
     "request_error",
     "request_headers",
+    "scrub",
+    "scrubbing",
 ]
 
 SSE = "text/event-stream"
@@ -114,3 +128,64 @@ def body_error(body: Mapping[str, Any], response: httpx.Response) -> APIError | 
 
 def reason(exc: Exception) -> str:
     return str(exc).rstrip(".") or type(exc).__name__
+
+
+# -- what an error may quote: the key, redacted; control characters, shown
+
+_REDACTED = "[REDACTED]"
+
+
+@contextlib.contextmanager
+def scrubbing(secret: str) -> Iterator[None]:
+    """Errors raised inside are fit to show (see :func:`scrub`)."""
+    try:
+        yield
+    except OrmagicError as error:
+        scrub(error, secret=secret)
+        raise
+
+
+def scrub(error: OrmagicError, *, secret: str) -> None:
+    """Make an error that may quote the server fit to show, print and save.
+
+    A server (or a proxy in front of it) may echo the Authorization header in an error
+    message, which would then be shown in the notebook and saved with it: the key
+    becomes ``[REDACTED]``. Control characters are shown, not obeyed (the message is
+    printed in terminals).
+    """
+
+    def clean(text: str) -> str:
+        return printable(_without_secret(text, secret))
+
+    error.args = tuple(clean(arg) if isinstance(arg, str) else arg for arg in error.args)
+    if isinstance(error, APIError | StreamError):
+        error.message = clean(error.message)
+
+
+# A piece of the key this long is redacted too: an error message may quote a request or a
+# body cut short (a ProtocolError shows the first 80 characters of a bad chunk).
+_SECRET_PIECE = 12
+
+
+def _without_secret(text: str, secret: str) -> str:
+    """``text`` with the secret, and every piece of it of 12 characters or more, redacted."""
+    if len(secret) < _SECRET_PIECE:
+        return text.replace(secret, _REDACTED) if secret else text
+    pieces = _secret_pieces(secret)
+    out: list[str] = []
+    done = 0
+    for match in pieces.finditer(text):
+        if match.start() < done:
+            continue
+        end = match.end()
+        while end < len(text) and text[match.start() : end + 1] in secret:
+            end += 1  # a longer piece: up to where it stops matching the key
+        out += [text[done : match.start()], _REDACTED]
+        done = end
+    return "".join([*out, text[done:]]) if out else text
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_pieces(secret: str) -> re.Pattern[str]:
+    starts = range(len(secret) - _SECRET_PIECE + 1)
+    return re.compile("|".join(re.escape(secret[i : i + _SECRET_PIECE]) for i in starts))
