@@ -9,6 +9,7 @@ do next; the useful context travels as attributes, never inside a traceback.
     ├── ConfigError                  bad setting or flag value
     │   └── MissingKeyError          no API key (no request was sent)
     ├── BudgetExceededError          ChatMagics.max_cost reached
+    ├── BatchStoppedError            a batch stopped early (.result: the rows answered)
     ├── TransportError               could not talk to the server
     │   └── TimeoutError_            connect or read timeout
     ├── ProtocolError                the server spoke something that is not the protocol
@@ -34,6 +35,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStoppedError",
     "BudgetExceededError",
     "ConfigError",
     "MissingKeyError",
@@ -72,6 +74,17 @@ class MissingKeyError(ConfigError):
 
 class BudgetExceededError(OrmagicError):
     """The session's spending reached ``ChatMagics.max_cost``."""
+
+
+class BatchStoppedError(OrmagicError):
+    """A batch (``ormagic.map``) stopped before every row was sent: a rejected key, no
+    credits left, an unknown model, ``max_cost`` reached. ``result`` holds what was
+    answered, in the input's shape (the rest missing); those answers are cached too, so
+    running the batch again sends only the rest."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class TransportError(OrmagicError):

@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from ormagic.engine.engine import set_default_engine
 from ormagic.jupyter.each import _one_model
 from ormagic.testing._replies import content_text, request_messages
-from ormagic.testing.fake_openrouter import FakeOpenRouter, Reply, StreamReply
+from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, Reply, StreamReply
 
 
 def prompt_of(body: Any) -> str:
@@ -152,3 +152,21 @@ def test_one_model_per_batch() -> None:
     with pytest.raises(UsageError) as caught:
         _one_model(["a/b", "c/d"])
     assert str(caught.value) == "--each runs one model: give a single -m."
+
+
+def test_a_batch_that_stops_ends_the_cell_with_one_line_and_keeps_what_was_answered(
+    shell: InteractiveShell, fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no credits left after the first row: "Run all" must stop here, not go on with holes
+    fake_env.respond = lambda body: (
+        echo(body) if "tea" in prompt_of(body) else ErrorReply(402, "Insufficient credits")
+    )
+    line = error_line(
+        shell, "%%chat --each df --max-tokens 20 --concurrency 1\nLabel {text}", capsys
+    )
+    assert line == (
+        "Stopped after 1 of 2 rows: Not enough credits (Insufficient credits). Add credits at "
+        "https://openrouter.ai/settings/credits or lower --max-tokens. The answers are in "
+        "answers and in the cache: run the cell again to send the rest."
+    )
+    assert shell.user_ns["answers"].to_dict() == {3: "re: Label tea", 1: None}

@@ -23,7 +23,7 @@ from ..client.settings import DEFAULT_MAX_TOKENS
 from ..engine.engine import Engine, default_engine
 from ..engine.notebook import Notebook
 from ..engine.options import AskOptions
-from ..errors import BudgetExceededError, ConfigError, OrmagicError
+from ..errors import BatchStoppedError, BudgetExceededError, ConfigError, OrmagicError
 from ..events import Usage
 from ..formatting import format_cost
 from ..render.progress import NotebookProgress, TerminalProgress
@@ -37,6 +37,7 @@ __all__ = [
     "make_spec",
     "map",
     "run_map",
+    "stopped_line",
 ]
 
 LEDGER_NAME = "batch"  # the "conversation" a batch's rows are counted under in %chat usage
@@ -99,8 +100,11 @@ def map(
 
     Raises an :class:`~ormagic.errors.OrmagicError` before anything is sent (a field the
     rows lack, no key, a bad value) and :class:`~ormagic.errors.BudgetExceededError` when
-    the estimate is over ``max_cost`` (then nothing more is sent). An interrupt keeps the
-    rows answered so far (returned, and cached) and returns.
+    the estimate is over ``max_cost`` (then nothing more is sent). A batch that stops
+    part way (a rejected key, no credits left, an unknown model, ``max_cost`` reached)
+    raises :class:`~ormagic.errors.BatchStoppedError`, whose ``result`` holds the rows
+    answered. An interrupt keeps the rows answered so far (returned, and cached) and
+    returns.
     """
     options = MapOptions(
         model=model,
@@ -125,7 +129,21 @@ def map(
             "⏹ Interrupted: the rows answered so far are kept, here and in the cache; "
             "run it again to finish the rest."
         )
+    elif result.stop_reason:
+        raise BatchStoppedError(
+            f"{stopped_line(result)} The answers are in this error's .result and in the "
+            "cache: run it again to send the rest.",
+            result.result(),
+        )
     return result.result()
+
+
+def stopped_line(outcome: BatchOutcome) -> str:
+    """``Stopped after 4 of 10 rows: max_cost reached ($0.0035).``"""
+    done = sum(1 for value in outcome.values if value is not None)
+    reason = (outcome.stop_reason or "").rstrip()
+    end = "" if reason.endswith((".", "!", "?")) else "."
+    return f"Stopped after {done:,} of {len(outcome.values):,} rows: {reason}{end}"
 
 
 def run_map(

@@ -50,7 +50,7 @@ def check_each_flags(args: Any) -> None:
 def run_each(magics: Any, args: Any, cell: str) -> None:
     """Run the batch and store its result in the kernel; report how it ended."""
     # imported here: %load_ext stays light (asyncio, SQLite, the batch layer)
-    from ..api.batch import MapOptions, run_map
+    from ..api.batch import MapOptions, run_map, stopped_line
     from ..batch.deferred import DeferredBatch
     from ..batch.job import BatchOutcome
 
@@ -82,6 +82,11 @@ def run_each(magics: Any, args: Any, cell: str) -> None:
             raise UsageError(
                 f"Interrupted: {done:,} of {len(result.values):,} rows answered, kept in "
                 f"{out} and in the cache; run the cell again to finish the rest."
+            )
+        if result.stop_reason:  # a rejected key, no credits, max_cost: "Run all" stops
+            raise UsageError(
+                f"{stopped_line(result)} The answers are in {out} and in the cache: run "
+                "the cell again to send the rest."
             )
     elif isinstance(result, DeferredBatch):
         shell.user_ns[out] = result.result
