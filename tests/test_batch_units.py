@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import ipywidgets
 import pandas as pd
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from waiting import eventually
 
 from ormagic.batch.cache import AnswerCache, CachedAnswer, cache_dir, cache_key
@@ -212,6 +213,20 @@ def test_a_pydantic_model_is_a_schema_and_validates() -> None:
     with pytest.raises(SchemaMismatch) as caught:
         schema.parse('{"sentiment": "meh", "score": 2}')
     assert str(caught.value) == "sentiment: Input should be 'pos' or 'neg'"
+
+
+def test_a_pydantic_field_with_an_alias_comes_back_under_the_name_the_model_was_given() -> None:
+    # the JSON Schema sent names it "Score"; the answer, its column and what the cache
+    # keeps (parsed again on a re-run) must use the same name
+    class Rated(BaseModel):
+        score: int = Field(alias="Score")
+        label: str
+
+    schema = make_schema(Rated)
+    assert schema.fields == ("Score", "label")
+    parsed = schema.parse('{"Score": 3, "label": "x"}')
+    assert parsed == {"Score": 3, "label": "x"}
+    assert schema.parse(json.dumps(parsed)) == parsed
 
 
 def test_a_type_without_json_schema_is_refused_by_name() -> None:

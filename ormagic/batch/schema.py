@@ -196,7 +196,8 @@ def _validate_pydantic(model: Any, value: Any) -> dict[str, Any]:
     from pydantic import ValidationError
 
     try:
-        return dict(model.model_validate(value).model_dump(mode="json"))
+        # by_alias: the JSON Schema the model was given names the fields by their aliases
+        return dict(model.model_validate(value).model_dump(mode="json", by_alias=True))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
