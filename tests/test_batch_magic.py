@@ -120,6 +120,11 @@ def test_no_cache_sends_every_row_again(shell: InteractiveShell, fake_env: FakeO
         ("%%chat --each df --fix\n{text}", "--each does not take --fix."),
         ("%%chat --each df -f code --new\n{text}", "--each does not take --new, -f/--format."),
         (
+            "%%chat --each df -c talk --no-interpolate --hide-reasoning --no-tools\n{text}",
+            "--each does not take --no-interpolate, --hide-reasoning, --no-tools, "
+            "-c/--conversation.",
+        ),
+        (
             "%%chat --each nothing\n{item}",
             "--each nothing: there is no variable 'nothing' in this kernel.",
         ),

@@ -30,6 +30,9 @@ _NOT_WITH_EACH = {
     "provider": "--provider",
     "provider_sort": "--provider-sort",
     "no_fallbacks": "--no-fallbacks",
+    "no_interpolate": "--no-interpolate",  # {…} are the rows' fields, never variables
+    "hide_reasoning": "--hide-reasoning",  # a batch shows no reasoning
+    "no_tools": "--no-tools",  # a batch's rows have no tools
 }
 
 
@@ -43,6 +46,8 @@ def check_each_flags(args: Any) -> None:
     wrong = [flag for name, flag in _NOT_WITH_EACH.items() if getattr(args, name, None)]
     if getattr(args, "format", "markdown") != "markdown":
         wrong.append("-f/--format")
+    if getattr(args, "conversation", "default") != "default":
+        wrong.append("-c/--conversation")  # rows are no conversation (counted as "batch")
     if wrong:
         raise UsageError(f"--each does not take {', '.join(wrong)}.")
 
