@@ -229,3 +229,17 @@ def test_the_stream_is_checked_before_iterating(api: FakeOpenRouter) -> None:
     with pytest.raises(ConfigError):
         ormagic.stream("hi", max_tokens=-1)
     assert api.chat_requests() == []
+
+
+def test_a_lone_surrogate_in_a_prompt_or_a_row_is_sent_as_a_replacement_character(
+    api: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # text decoded with surrogateescape (a file in another encoding) cannot be UTF-8:
+    # the question still goes, with U+FFFD where the half character was
+    monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path))
+    api.enqueue(StreamReply(text="Read."), StreamReply(text="Row read."))
+    assert ormagic.ask("caf\udce9 menu").text == "Read."
+    assert ormagic.map("Row: {item}", ["th\udce9"], max_tokens=20, progress=False) == ["Row read."]
+    sent = [r.body["messages"][-1]["content"] for r in api.chat_requests()]
+    assert sent[0].endswith("caf\ufffd menu")
+    assert sent[1] == "Row: th\ufffd"

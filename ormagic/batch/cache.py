@@ -85,7 +85,8 @@ def cache_key(base_url: str, body: Mapping[str, Any]) -> str:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return hashlib.sha256(text.encode()).hexdigest()
+    # surrogatepass: a lone surrogate in a row is hashed, not an error (it is sent as U+FFFD)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class AnswerCache:

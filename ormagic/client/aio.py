@@ -17,7 +17,6 @@ connections, which is how OpenRouter learns to stop generating.
 from __future__ import annotations
 
 import functools
-import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -168,7 +167,7 @@ class AsyncChatClient:
     ) -> httpx.Response:
         """Send and read the whole response; an error status raises its APIError."""
         headers = wire.request_headers(self.settings, self._key, wire.JSON, body is not None)
-        content = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        content = None if body is None else wire.json_body(body)
         pool = min(range(len(self._pools)), key=self._busy.__getitem__)  # the least busy
         self._busy[pool] += 1
         try:
@@ -181,6 +180,8 @@ class AsyncChatClient:
             raise wire.connect_error(self.settings, exc) from exc
         except httpx.TransportError as exc:
             raise wire.request_error(self.settings, exc) from exc
+        except httpx.DecodingError as exc:  # a body its Content-Encoding does not fit
+            raise ProtocolError(f"The response could not be decoded ({exc}).") from exc
         finally:
             self._busy[pool] -= 1
         if not response.is_success:

@@ -97,7 +97,7 @@ class OpenRouterClient:
     def stream_chat(self, request: ChatRequest) -> Iterator[EventStream]:
         """POST the request and yield its events; raise pre-stream errors on entry."""
         key = self._key()
-        content = json.dumps(request.to_json(), ensure_ascii=False).encode()
+        content = wire.json_body(request.to_json())
         with wire.scrubbing(key):
             response = self._send(self._build("POST", "/chat/completions", key, _SSE, content))
         events: EventStream | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from ..formatting import printable
 from ..version import __version__
 from .settings import ClientSettings
 from .statuses import error_fields, error_for
+from .toolcalls import join_surrogates
 
 __all__ = [
     "JSON",
@@ -39,6 +41,7 @@ __all__ = [
     "base_url",
     "body_error",
     "connect_error",
+    "json_body",
     "reason",
     "request_error",
     "request_headers",
@@ -69,6 +72,20 @@ def api_key(settings: ClientSettings) -> str:
             "non-ASCII letter?). Check OPENROUTER_API_KEY."
         )
     return key
+
+
+def json_body(body: Mapping[str, Any]) -> bytes:
+    """``body`` as the UTF-8 JSON a request sends.
+
+    A lone UTF-16 surrogate (text decoded with ``surrogateescape``, a file cut mid-pair)
+    cannot be encoded as UTF-8: it is sent as U+FFFD rather than failing the request
+    (and a pair split in two is joined again).
+    """
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return join_surrogates(text).encode()
 
 
 def request_headers(
