@@ -105,6 +105,14 @@ def test_a_dataframe_gives_its_columns_as_fields() -> None:
     ]
 
 
+def test_a_wide_dataframe_gives_each_row_only_the_columns_the_template_reads() -> None:
+    # 50 columns and a template that reads one: a dict per row of one column, not fifty
+    frame = pd.DataFrame({f"c{i}": [i, i + 1] for i in range(50)} | {"text": ["hi", "yo"]})
+    rows = rows_of(frame, template_fields("Label {text} ({index})"))
+    assert rows.fields == (*(f"c{i}" for i in range(50)), "text", "index")
+    assert rows.records == [{"index": 0, "text": "hi"}, {"index": 1, "text": "yo"}]
+
+
 def test_schema_results_are_columns_with_nullable_dtypes() -> None:
     rows = rows_of(pd.Series(["x", "y", "z"], index=[5, 6, 7]))
     values = [{"label": "pos", "score": 0.5, "n": 2}, None, {"label": "neg", "score": 1.0, "n": 3}]

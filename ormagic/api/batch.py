@@ -19,6 +19,7 @@ from ..batch.pricing import Prices
 from ..batch.report import RowResult
 from ..batch.rows import Rows, is_dask, rows_of
 from ..batch.schema import make_schema
+from ..batch.template import template_fields
 from ..client.settings import DEFAULT_MAX_TOKENS
 from ..engine.engine import Engine, default_engine
 from ..engine.notebook import Notebook
@@ -162,7 +163,7 @@ def run_map(
         if options.deferred:
             raise ConfigError("The deferred mode takes a list or pandas data, not Dask.")
         return map_dask(spec, data)
-    rows = rows_of(data)
+    rows = rows_of(data, template_fields(spec.template))
     key = engine.client_settings().api_key
     if options.deferred:
         batch, _stats = run_deferred(spec, rows, key=key, display=display)

@@ -19,7 +19,7 @@ from ..client.settings import Secret
 from ..errors import BudgetExceededError, MissingKeyError
 from .job import BatchSpec, SilentDisplay, run_batch
 from .rows import frame_fields, is_frame, rows_of
-from .template import check_fields
+from .template import check_fields, template_fields
 
 __all__ = ["map_dask", "run_partition"]
 
@@ -47,7 +47,12 @@ def run_partition(part: Any, spec: BatchSpec) -> Any:
     key = os.environ.get("OPENROUTER_API_KEY", "").strip()
     if not key:
         raise MissingKeyError(_NO_KEY)
-    outcome = run_batch(spec, rows_of(part), key=Secret(key), display=SilentDisplay())
+    outcome = run_batch(
+        spec,
+        rows_of(part, template_fields(spec.template)),
+        key=Secret(key),
+        display=SilentDisplay(),
+    )
     if outcome.refusal is not None:
         raise BudgetExceededError(outcome.refusal)
     return outcome.result()

@@ -8,7 +8,7 @@ pandas is imported only when the data is pandas'.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,10 +50,15 @@ def is_frame(data: Any) -> bool:
     return type(data).__name__ == "DataFrame"
 
 
-def rows_of(data: Any) -> Rows:
-    """The rows of a list, tuple, pandas Series or DataFrame; anything else is refused."""
+def rows_of(data: Any, wanted: Collection[str] | None = None) -> Rows:
+    """The rows of a list, tuple, pandas Series or DataFrame; anything else is refused.
+
+    ``wanted``: the fields the template uses. A DataFrame's rows then hold only those
+    columns (``fields`` still names them all, for messages): a wide frame is not copied
+    into a dict per row for a template that reads one column.
+    """
     if is_pandas(data):
-        return _frame_rows(data) if is_frame(data) else _series_rows(data)
+        return _frame_rows(data, wanted) if is_frame(data) else _series_rows(data)
     if isinstance(data, list | tuple):
         records = [{"item": item, "index": i} for i, item in enumerate(data)]
         return Rows("list", ("item", "index"), records, list(range(len(data))))
@@ -75,11 +80,16 @@ def frame_fields(columns: Sequence[Any]) -> tuple[str, ...]:
     return names if "index" in names else (*names, "index")
 
 
-def _frame_rows(frame: Any) -> Rows:
+def _frame_rows(frame: Any, wanted: Collection[str] | None) -> Rows:
     names = [str(column) for column in frame.columns]
     labels = list(frame.index)
+    read = frame
+    if wanted is not None:
+        keep = [i for i, name in enumerate(names) if name in wanted]
+        read = frame.iloc[:, keep]
+        names = [names[i] for i in keep]
     records = []
-    for label, values in zip(labels, frame.itertuples(index=False, name=None), strict=True):
+    for label, values in zip(labels, read.itertuples(index=False, name=None), strict=True):
         record = {"index": label}
         record.update(zip(names, values, strict=True))
         records.append(record)
