@@ -155,6 +155,16 @@ def test_a_mismatch_is_retried_once_with_the_reason_then_the_row_fails(
     assert "label: 3 is not of type 'string'" in retry["messages"][2]["content"]
 
 
+def test_a_json_answer_cut_at_max_tokens_is_not_corrected_and_says_to_raise_it(
+    fake: FakeOpenRouter,
+) -> None:
+    fake.respond = lambda body: StreamReply(text='{"label": "somethi', finish_reason="length")
+    result = ormagic.map("Label {item}", ["a"], max_tokens=5, schema={"label": str}, progress=False)
+    assert result == [None]
+    assert ormagic.batch_report()[0]["error"] == "unfinished JSON (cut at max_tokens: raise it)"
+    assert len(fake.chat_requests()) == 1  # a correction would be cut at max_tokens again
+
+
 # -- failures ------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ __all__ = ["Budget", "Policy", "RowRunner", "RowTask"]
 
 _RETRYABLE = (ServerError, RequestTimeoutError, TransportError, ProtocolError)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
+_CUT = " (cut at max_tokens: raise it)"
 _CORRECTION = (
     "That answer does not match the JSON schema: {problem}. Answer again with only a JSON "
     "object that matches the schema."
@@ -187,7 +188,8 @@ class RowRunner:
             if problem is None:
                 result.status, result.value = "ok", value
                 return
-            if self.schema is not None and not corrected and completion.text.strip():
+            cut = completion.finish_reason == "length"  # asking again would be cut again
+            if self.schema is not None and not corrected and not cut and completion.text.strip():
                 body, corrected = _corrected(body, completion.text, problem), True
                 continue
             result.error = problem
@@ -235,14 +237,16 @@ class RowRunner:
     def _value(self, completion: Completion) -> tuple[Any, str | None]:
         """The row's value, or why there is none."""
         text = completion.text
+        cut = completion.finish_reason == "length"
         if not text.strip():
-            cut = completion.finish_reason == "length"
-            return None, "empty answer" + (" (cut at max_tokens: raise it)" if cut else "")
+            return None, "empty answer" + (_CUT if cut else "")
         if self.schema is None:
             return text, None
         try:
             return self.schema.parse(text), None
         except SchemaMismatch as mismatch:
+            if cut:
+                return None, "unfinished JSON" + _CUT
             return None, f"does not match the schema: {mismatch}"
 
 
