@@ -4,6 +4,8 @@ price and the cap, the cache, the deferred batch endpoint."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from waiting import eventually
 
 import ormagic
 from ormagic.engine.engine import default_engine, set_default_engine
@@ -344,6 +347,58 @@ def test_the_cache_file_never_holds_the_key(fake: FakeOpenRouter, tmp_path: Path
     stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir())
     assert b"re: Secret-free a" in stored
     assert FAKE_API_KEY.encode() not in stored and b'Secret-free a"' not in stored
+
+
+def test_a_slow_row_does_not_lock_the_cache_for_another_batch(fake: FakeOpenRouter) -> None:
+    # one batch keeps answers, then waits on a row the server holds; meanwhile another
+    # batch on the same cache file (another notebook, say) keeps all of its answers
+    fake.respond = echo()
+    gate = fake.hold(lambda body: prompt_of(body) == "Label slow")
+    first: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: first.append(
+            ormagic.map(
+                "Label {item}", ["a", "b", "slow"], max_tokens=20, concurrency=1, progress=False
+            )
+        )
+    )
+    worker.start()
+    try:
+        # one row at a time: "slow" is sent only once "a" and "b" were kept
+        eventually(lambda: "Label slow" in prompts(fake.chat_requests()), "the slow row sent")
+        second = ormagic.map("Label {item}", ["c", "d"], max_tokens=20, progress=False)
+        assert second == ["re: Label c", "re: Label d"]
+        assert [r["status"] for r in ormagic.batch_report()] == ["ok", "ok"]
+    finally:
+        gate.set()
+        worker.join()
+    assert first == [["re: Label a", "re: Label b", "re: Label slow"]]
+    fake.reset()
+    again = ormagic.map("Label {item}", ["a", "b", "slow", "c", "d"], max_tokens=20, progress=False)
+    assert again == [f"re: Label {x}" for x in ("a", "b", "slow", "c", "d")]
+    assert fake.chat_requests() == []  # every answer of both batches was kept
+
+
+def test_a_cache_that_cannot_keep_answers_costs_a_line_not_the_answers(
+    fake: FakeOpenRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    ormagic.map("Label {item}", ["a"], max_tokens=20, progress=False)  # creates the file
+    with sqlite3.connect(tmp_path / "cache" / "answers.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON answers "
+            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+    capsys.readouterr()
+    result = ormagic.map("Label {item}", ["a", "b", "c"], max_tokens=20, progress=False)
+    assert result == ["re: Label a", "re: Label b", "re: Label c"]
+    assert [r["status"] for r in ormagic.batch_report()] == ["cached", "ok", "ok"]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == (
+        "The answer cache could not keep an answer (disk is full): the answers are in the "
+        "result, but a re-run sends the rows answered from here on again."
+    )
+    assert len(lines) == 3  # the cost line, that line once, the summary
 
 
 # -- deferred: OpenRouter's batch endpoint ----------------------------------------------------
