@@ -3,11 +3,14 @@ price and the cap, the cache, the deferred batch endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,10 @@ import pytest
 from waiting import eventually
 
 import ormagic
+from ormagic.batch.report import BatchStats, RowResult
+from ormagic.batch.runner import Budget, Policy, RowRunner, RowTask
+from ormagic.client.aio import AsyncChatClient
+from ormagic.client.settings import ClientSettings, Secret
 from ormagic.engine.engine import default_engine, set_default_engine
 from ormagic.errors import BudgetExceededError, ConfigError
 from ormagic.testing._replies import content_text, request_messages
@@ -233,6 +240,92 @@ def test_a_429_burst_pauses_the_batch_for_retry_after(fake: FakeOpenRouter) -> N
     assert min(r.received_at for r in after) - max(r.received_at for r in limited) >= 1.0
     assert sorted(prompts(limited)) == ["r0", "r1"]
     assert sorted(prompts(after)) == rows  # each row once more: r0 and r1 tried again
+
+
+def test_a_429_resetting_beyond_the_longest_pause_stops_the_batch_saying_when(
+    fake: FakeOpenRouter,
+) -> None:
+    # the free models' daily quota: no Retry-After, X-RateLimit-Reset in milliseconds
+    reset = datetime(2099, 1, 2, 3, 4, tzinfo=timezone.utc)
+    headers = {"X-RateLimit-Reset": str(int(reset.timestamp() * 1000))}
+    fake.respond = lambda body: ErrorReply(429, "free-models-per-day", headers=headers)
+    rows = [f"t{i}" for i in range(20)]
+    result = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert result == [None] * 20
+    message = (
+        "Rate limited (free-models-per-day). "
+        "Try again after 2099-01-02 03:04 UTC, when the limit resets."
+    )
+    report = ormagic.batch_report()
+    assert (report[0]["status"], report[0]["error"]) == ("failed", message)
+    assert {(r["status"], r["error"]) for r in report[1:]} == {("skipped", f"not sent: {message}")}
+    assert len(fake.chat_requests()) == 1  # nothing after it: the rest is left for a re-run
+
+
+def test_a_400_every_row_gets_stops_the_batch_after_five(fake: FakeOpenRouter) -> None:
+    fake.respond = lambda body: ErrorReply(400, "max_tokens is too large")
+    rows = [f"t{i}" for i in range(20)]
+    result = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert result == [None] * 20
+    error = "Bad request: max_tokens is too large. Check the model id and options."
+    report = ormagic.batch_report()
+    assert [(r["status"], r["error"]) for r in report[:5]] == [("failed", error)] * 5
+    stopped = f"not sent: 5 requests in a row failed alike: {error}"
+    assert {(r["status"], r["error"]) for r in report[5:]} == {("skipped", stopped)}
+    assert len(fake.chat_requests()) == 5
+    # the rows not sent are not kept as failures: a re-run sends them
+    fake.respond = echo()
+    fake.reset()
+    again = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert again == [f"re: Label {row}" for row in rows]
+
+
+def test_an_unreachable_server_stops_the_batch_after_five(
+    fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("OPENROUTER_BASE_URL", f"http://127.0.0.1:{port}/api/v1")
+    set_default_engine(None)
+    ormagic.configure(max_retries=0)
+    rows = [f"t{i}" for i in range(64)]
+    result = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert result == [None] * 64
+    error = (
+        f"Could not reach http://127.0.0.1:{port}/api/v1: All connection attempts failed. "
+        "Check your network or OPENROUTER_BASE_URL."
+    )
+    report = ormagic.batch_report()
+    assert [(r["status"], r["error"]) for r in report[:5]] == [("failed", error)] * 5
+    stopped = f"not sent: 5 requests in a row failed alike: {error}"
+    assert {(r["status"], r["error"]) for r in report[5:]} == {("skipped", stopped)}
+
+
+def test_a_persistent_429_without_retry_after_stops_the_batch(fake: FakeOpenRouter) -> None:
+    # the runner itself, with short pauses: through ormagic.map they take 1 + 2 + 4 + 8 s
+    fake.respond = lambda body: ErrorReply(429, "Rate limit exceeded")
+    settings = ClientSettings(api_key=Secret(FAKE_API_KEY), base_url=fake.base_url)
+    tasks = [
+        RowTask(f"k{i}", {"model": "m/x", "messages": [{"role": "user", "content": f"r{i}"}]}, i)
+        for i in range(10)
+    ]
+    results: dict[str, RowResult] = {}
+    stats = BatchStats(total=10)
+    policy = Policy(concurrency=1, pause_initial=0.001, pause_max=0.001)
+
+    async def main() -> RowRunner:
+        async with AsyncChatClient(settings) as client:
+            runner = RowRunner(client, stats, Budget(None), policy=policy)
+            await runner.run(tasks, results)
+            return runner
+
+    runner = asyncio.run(main())
+    message = "Rate limited (Rate limit exceeded). Try again shortly."
+    assert runner.stop_reason == f"5 requests in a row failed alike: {message}"
+    assert list(results) == ["k0"]  # the row tried five times; the others were not sent
+    assert (results["k0"].status, results["k0"].error) == ("failed", message)
+    assert len(fake.chat_requests()) == 5
 
 
 # -- price and cap -------------------------------------------------------------------------
