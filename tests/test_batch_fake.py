@@ -566,3 +566,45 @@ def test_a_job_that_expired_leaves_its_rows_to_be_sent_again(fake: FakeOpenRoute
     fake.batches.end_with = "completed"
     again = ormagic.map("Label {item}", ["a"], max_tokens=20, deferred=True, progress=False)
     assert again.job_id is not None and again.job_id != batch.job_id
+
+
+def test_a_job_the_server_forgot_is_forgotten_and_its_rows_submitted_again(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = ormagic.map("Label {item}", ["x", "y"], max_tokens=20, deferred=True, progress=False)
+    fake.batches.reset()  # deleted on the server (or the key changed accounts)
+    capsys.readouterr()
+    again = ormagic.map(
+        "Label {item}", ["x", "y", "z"], max_tokens=20, deferred=True, progress=False
+    )
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"batch job {first.job_id} is unknown to the server (deleted, or another account's): "
+        "forgotten; its 2 rows are submitted again."
+    )
+    assert again.job_id is not None and again.job_id != first.job_id
+    [_, second] = [r for r in fake.requests if r.path == "/api/beta/batches"]
+    assert [prompt_of(item["body"]) for item in second.body["requests"]] == [
+        "Label x",
+        "Label y",
+        "Label z",
+    ]
+
+
+def test_a_job_that_cannot_be_polled_is_named_and_the_others_are_polled(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    stuck = ormagic.map("Label {item}", ["x"], max_tokens=20, deferred=True, progress=False)
+    other = ormagic.map("Label {item}", ["y"], max_tokens=20, deferred=True, progress=False)
+    fake.batches.failing[str(stuck.job_id)] = 500
+    for _ in range(3):
+        batch = ormagic.map(
+            "Label {item}", ["x", "y"], max_tokens=20, deferred=True, progress=False
+        )
+    assert batch.job_id is None  # the rows of the job not polled still wait for it
+    assert batch.result == [None, "re: Label y"]
+    assert f"batch job {stuck.job_id} could not be polled: OpenRouter error 500: " in (
+        capsys.readouterr().err
+    )
+    assert batch.results[0].error == f"waiting for batch job {stuck.job_id} (not polled)"
+    assert other.job_id in fake.batches.jobs
