@@ -608,3 +608,16 @@ def test_a_job_that_cannot_be_polled_is_named_and_the_others_are_polled(
     )
     assert batch.results[0].error == f"waiting for batch job {stuck.job_id} (not polled)"
     assert other.job_id in fake.batches.jobs
+
+
+def test_deferred_repeated_rows_are_counted_once_in_the_session(fake: FakeOpenRouter) -> None:
+    fake.respond = echo()
+    batch = ormagic.map(
+        "Label {item}", ["a", "a", "a", "b"], max_tokens=20, deferred=True, progress=False
+    )
+    for _ in range(3):
+        result = ormagic.batch_results(batch.job_id)
+    assert result == ["re: Label a", "re: Label a", "re: Label a", "re: Label b"]
+    job_cost = fake.batches.jobs[str(batch.job_id)].usage["cost"]
+    assert job_cost > 0
+    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(job_cost)

@@ -31,7 +31,14 @@ from ..errors import (
 )
 from ..formatting import counted
 from .cache import AnswerCache, CachedAnswer
-from .job import BatchSpec, Display, SilentDisplay, build_tasks, cached_result
+from .job import (
+    BatchSpec,
+    Display,
+    SilentDisplay,
+    build_tasks,
+    cached_result,
+    per_row_results,
+)
 from .loop import run_in_loop_thread
 from .pricing import DEFERRED_SHARE, Estimate, Prices
 from .report import BatchStats, RowResult, summary_line
@@ -346,9 +353,7 @@ class _Deferred:
         live = [job.line() for job in self.jobs if job.status not in TERMINAL]
         live += [f"batch job {job_id} (not polled)" for job_id in self.unpolled]
         waiting = "waiting for " + ", ".join(live) if live else "not sent"
-        per_row = [
-            self.results.get(key) or RowResult("skipped", error=waiting) for key in self.keys
-        ]
+        per_row = per_row_results(self.keys, self.results, waiting)
         values = [r.value if r.status in ("ok", "cached") else None for r in per_row]
         schema = self.spec.schema
         stats = BatchStats.of(per_row)

@@ -40,6 +40,7 @@ __all__ = [
     "Display",
     "SilentDisplay",
     "build_tasks",
+    "per_row_results",
     "run_batch",
 ]
 
@@ -383,7 +384,7 @@ class _Run:
         elif self.refusal is not None:
             reason = "over budget"
         skipped_error = f"not sent: {reason}" if reason else "not sent"
-        per_row = _per_row(self.keys, self.results, skipped_error)
+        per_row = per_row_results(self.keys, self.results, skipped_error)
         stats = BatchStats.of(per_row, self.clock() - self.started)
         if interrupted:
             stats.notes.append("interrupted")
@@ -409,10 +410,14 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _per_row(
+def per_row_results(
     keys: Sequence[str], results: Mapping[str, RowResult], skipped_error: str
 ) -> list[RowResult]:
-    """One result per input row; a repeated prompt is served from the first one."""
+    """One result per input row; a repeated prompt is served from the first one.
+
+    The repeats are ``cached`` and cost nothing, so that what a prompt cost is counted
+    once (in the summary and in the session's ledger) however many rows share it.
+    """
     seen: set[str] = set()
     per_row = []
     for key in keys:
