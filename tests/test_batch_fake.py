@@ -621,3 +621,20 @@ def test_deferred_repeated_rows_are_counted_once_in_the_session(fake: FakeOpenRo
     job_cost = fake.batches.jobs[str(batch.job_id)].usage["cost"]
     assert job_cost > 0
     assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(job_cost)
+
+
+def test_a_deferred_json_answer_cut_at_max_tokens_says_to_raise_it(fake: FakeOpenRouter) -> None:
+    # the same words as a live row: deferred rows go through the same function
+    fake.respond = lambda body: StreamReply(text='{"label": "somethi', finish_reason="length")
+    for _ in range(4):  # submitted, then polled: in_progress, finalizing, completed
+        batch = ormagic.map(
+            "Label {item}",
+            ["a"],
+            max_tokens=5,
+            schema={"label": str},
+            deferred=True,
+            progress=False,
+        )
+    assert batch.result == [None]
+    assert batch.results[0].status == "failed"
+    assert batch.results[0].error == "unfinished JSON (cut at max_tokens: raise it)"

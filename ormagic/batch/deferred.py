@@ -43,8 +43,8 @@ from .loop import run_in_loop_thread
 from .pricing import DEFERRED_SHARE, Estimate, Prices
 from .report import BatchStats, RowResult, summary_line
 from .rows import Rows, shape_values
-from .runner import RowTask
-from .schema import Schema, SchemaMismatch
+from .runner import RowTask, answer_value
+from .schema import Schema
 
 __all__ = ["DeferredBatch", "JobStatus", "collect_job", "run_deferred"]
 
@@ -194,22 +194,14 @@ def _item_result(item: Mapping[str, Any], prices: Prices, schema: Schema | None)
     completion = completion_from_body(body)
     result = RowResult("failed", model=completion.model)
     if completion.usage is not None:
-        usage = completion.usage
-        result.prompt_tokens = usage.prompt_tokens
-        result.completion_tokens = usage.completion_tokens
-        listed = prices.cost(usage.prompt_tokens, usage.completion_tokens)
-        half = None if listed is None else listed * DEFERRED_SHARE
-        result.cost = usage.cost if usage.cost is not None else half
-    text = completion.text
-    if not text.strip():
-        result.error = "empty answer"
+        result.prompt_tokens = completion.usage.prompt_tokens
+        result.completion_tokens = completion.usage.completion_tokens
+        result.cost = prices.charged(completion.usage, DEFERRED_SHARE)
+    value, problem = answer_value(completion, schema)
+    if problem is not None:
+        result.error = problem
         return result
-    try:
-        result.value = schema.parse(text) if schema is not None else text
-    except SchemaMismatch as mismatch:
-        result.error = f"does not match the schema: {mismatch}"
-        return result
-    result.status = "ok"
+    result.status, result.value = "ok", value
     return result
 
 

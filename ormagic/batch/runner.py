@@ -51,7 +51,7 @@ from .pricing import Prices
 from .report import BatchStats, RowResult
 from .schema import Schema, SchemaMismatch
 
-__all__ = ["Budget", "FailureStreak", "Policy", "RowRunner", "RowTask"]
+__all__ = ["Budget", "FailureStreak", "Policy", "RowRunner", "RowTask", "answer_value"]
 
 _RETRYABLE = (ServerError, RequestTimeoutError, TransportError, ProtocolError)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
@@ -301,26 +301,30 @@ class RowRunner:
             return
         result.prompt_tokens += usage.prompt_tokens
         result.completion_tokens += usage.completion_tokens
-        cost = usage.cost
-        if cost is None:
-            cost = self.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = self.prices.charged(usage)
         if cost is not None:
             result.cost = (result.cost or 0.0) + cost
 
     def _value(self, completion: Completion) -> tuple[Any, str | None]:
-        """The row's value, or why there is none."""
-        text = completion.text
-        cut = completion.finish_reason == "length"
-        if not text.strip():
-            return None, "empty answer" + (_CUT if cut else "")
-        if self.schema is None:
-            return text, None
-        try:
-            return self.schema.parse(text), None
-        except SchemaMismatch as mismatch:
-            if cut:
-                return None, "unfinished JSON" + _CUT
-            return None, f"does not match the schema: {mismatch}"
+        return answer_value(completion, self.schema)
+
+
+def answer_value(completion: Completion, schema: Schema | None) -> tuple[Any, str | None]:
+    """A row's value from its answer, or why there is none (live and deferred rows alike)."""
+    if completion.failure is not None:
+        return None, str(completion.failure)
+    text = completion.text
+    cut = completion.finish_reason == "length"
+    if not text.strip():
+        return None, "empty answer" + (_CUT if cut else "")
+    if schema is None:
+        return text, None
+    try:
+        return schema.parse(text), None
+    except SchemaMismatch as mismatch:
+        if cut:
+            return None, "unfinished JSON" + _CUT
+        return None, f"does not match the schema: {mismatch}"
 
 
 def _rate_limit_wait(error: RateLimitError) -> float | None:
