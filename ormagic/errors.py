@@ -111,6 +111,7 @@ class APIError(OrmagicError):
         metadata: Mapping[str, Any] | None = None,
         generation_id: str | None = None,
         retry_after: float | None = None,
+        reset_at: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -119,6 +120,7 @@ class APIError(OrmagicError):
         self.metadata: Mapping[str, Any] = dict(metadata or {})
         self.generation_id = generation_id
         self.retry_after = retry_after
+        self.reset_at = reset_at  # a 429's X-RateLimit-Reset: when the limit resets (epoch s)
 
 
 class BadRequestError(APIError):

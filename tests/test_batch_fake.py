@@ -3,16 +3,26 @@ price and the cap, the cache, the deferred batch endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from waiting import eventually
 
 import ormagic
+from ormagic.batch.report import BatchStats, RowResult
+from ormagic.batch.runner import Budget, Policy, RowRunner, RowTask
+from ormagic.client.aio import AsyncChatClient
+from ormagic.client.settings import ClientSettings, Secret
 from ormagic.engine.engine import default_engine, set_default_engine
 from ormagic.errors import BatchStoppedError, BudgetExceededError, ConfigError
 from ormagic.testing._replies import content_text, request_messages
@@ -155,6 +165,16 @@ def test_a_mismatch_is_retried_once_with_the_reason_then_the_row_fails(
     assert "label: 3 is not of type 'string'" in retry["messages"][2]["content"]
 
 
+def test_a_json_answer_cut_at_max_tokens_is_not_corrected_and_says_to_raise_it(
+    fake: FakeOpenRouter,
+) -> None:
+    fake.respond = lambda body: StreamReply(text='{"label": "somethi', finish_reason="length")
+    result = ormagic.map("Label {item}", ["a"], max_tokens=5, schema={"label": str}, progress=False)
+    assert result == [None]
+    assert ormagic.batch_report()[0]["error"] == "unfinished JSON (cut at max_tokens: raise it)"
+    assert len(fake.chat_requests()) == 1  # a correction would be cut at max_tokens again
+
+
 # -- failures ------------------------------------------------------------------------------
 
 
@@ -224,6 +244,98 @@ def test_a_429_burst_pauses_the_batch_for_retry_after(fake: FakeOpenRouter) -> N
     assert min(r.received_at for r in after) - max(r.received_at for r in limited) >= 1.0
     assert sorted(prompts(limited)) == ["r0", "r1"]
     assert sorted(prompts(after)) == rows  # each row once more: r0 and r1 tried again
+
+
+def test_a_429_resetting_beyond_the_longest_pause_stops_the_batch_saying_when(
+    fake: FakeOpenRouter,
+) -> None:
+    # the free models' daily quota: no Retry-After, X-RateLimit-Reset in milliseconds
+    reset = datetime(2099, 1, 2, 3, 4, tzinfo=timezone.utc)
+    headers = {"X-RateLimit-Reset": str(int(reset.timestamp() * 1000))}
+    fake.respond = lambda body: ErrorReply(429, "free-models-per-day", headers=headers)
+    rows = [f"t{i}" for i in range(20)]
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert raised.value.result == [None] * 20
+    message = (
+        "Rate limited (free-models-per-day). "
+        "Try again after 2099-01-02 03:04 UTC, when the limit resets."
+    )
+    report = ormagic.batch_report()
+    assert (report[0]["status"], report[0]["error"]) == ("failed", message)
+    assert {(r["status"], r["error"]) for r in report[1:]} == {("skipped", f"not sent: {message}")}
+    assert len(fake.chat_requests()) == 1  # nothing after it: the rest is left for a re-run
+
+
+def test_a_400_every_row_gets_stops_the_batch_after_five(fake: FakeOpenRouter) -> None:
+    fake.respond = lambda body: ErrorReply(400, "max_tokens is too large")
+    rows = [f"t{i}" for i in range(20)]
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert raised.value.result == [None] * 20
+    error = "Bad request: max_tokens is too large. Check the model id and options."
+    assert str(raised.value).startswith(
+        f"Stopped after 0 of 20 rows: 5 requests in a row failed alike: {error} The answers"
+    )
+    report = ormagic.batch_report()
+    assert [(r["status"], r["error"]) for r in report[:5]] == [("failed", error)] * 5
+    stopped = f"not sent: 5 requests in a row failed alike: {error}"
+    assert {(r["status"], r["error"]) for r in report[5:]} == {("skipped", stopped)}
+    assert len(fake.chat_requests()) == 5
+    # the rows not sent are not kept as failures: a re-run sends them
+    fake.respond = echo()
+    fake.reset()
+    again = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert again == [f"re: Label {row}" for row in rows]
+
+
+def test_an_unreachable_server_stops_the_batch_after_five(
+    fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("OPENROUTER_BASE_URL", f"http://127.0.0.1:{port}/api/v1")
+    set_default_engine(None)
+    ormagic.configure(max_retries=0)
+    rows = [f"t{i}" for i in range(64)]
+    with pytest.raises(BatchStoppedError) as raised:
+        ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
+    assert raised.value.result == [None] * 64
+    error = (
+        f"Could not reach http://127.0.0.1:{port}/api/v1: All connection attempts failed. "
+        "Check your network or OPENROUTER_BASE_URL."
+    )
+    report = ormagic.batch_report()
+    assert [(r["status"], r["error"]) for r in report[:5]] == [("failed", error)] * 5
+    stopped = f"not sent: 5 requests in a row failed alike: {error}"
+    assert {(r["status"], r["error"]) for r in report[5:]} == {("skipped", stopped)}
+
+
+def test_a_persistent_429_without_retry_after_stops_the_batch(fake: FakeOpenRouter) -> None:
+    # the runner itself, with short pauses: through ormagic.map they take 1 + 2 + 4 + 8 s
+    fake.respond = lambda body: ErrorReply(429, "Rate limit exceeded")
+    settings = ClientSettings(api_key=Secret(FAKE_API_KEY), base_url=fake.base_url)
+    tasks = [
+        RowTask(f"k{i}", {"model": "m/x", "messages": [{"role": "user", "content": f"r{i}"}]}, i)
+        for i in range(10)
+    ]
+    results: dict[str, RowResult] = {}
+    stats = BatchStats(total=10)
+    policy = Policy(concurrency=1, pause_initial=0.001, pause_max=0.001)
+
+    async def main() -> RowRunner:
+        async with AsyncChatClient(settings) as client:
+            runner = RowRunner(client, stats, Budget(None), policy=policy)
+            await runner.run(tasks, results)
+            return runner
+
+    runner = asyncio.run(main())
+    message = "Rate limited (Rate limit exceeded). Try again shortly."
+    assert runner.stop_reason == f"5 requests in a row failed alike: {message}"
+    assert list(results) == ["k0"]  # the row tried five times; the others were not sent
+    assert (results["k0"].status, results["k0"].error) == ("failed", message)
+    assert len(fake.chat_requests()) == 5
 
 
 # -- price and cap -------------------------------------------------------------------------
@@ -363,6 +475,58 @@ def test_an_error_that_quotes_the_key_shows_it_redacted_and_obeys_no_escape_code
     assert "\x1b" not in shown and "[REDACTED]" in str(raised.value)
 
 
+def test_a_slow_row_does_not_lock_the_cache_for_another_batch(fake: FakeOpenRouter) -> None:
+    # one batch keeps answers, then waits on a row the server holds; meanwhile another
+    # batch on the same cache file (another notebook, say) keeps all of its answers
+    fake.respond = echo()
+    gate = fake.hold(lambda body: prompt_of(body) == "Label slow")
+    first: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: first.append(
+            ormagic.map(
+                "Label {item}", ["a", "b", "slow"], max_tokens=20, concurrency=1, progress=False
+            )
+        )
+    )
+    worker.start()
+    try:
+        # one row at a time: "slow" is sent only once "a" and "b" were kept
+        eventually(lambda: "Label slow" in prompts(fake.chat_requests()), "the slow row sent")
+        second = ormagic.map("Label {item}", ["c", "d"], max_tokens=20, progress=False)
+        assert second == ["re: Label c", "re: Label d"]
+        assert [r["status"] for r in ormagic.batch_report()] == ["ok", "ok"]
+    finally:
+        gate.set()
+        worker.join()
+    assert first == [["re: Label a", "re: Label b", "re: Label slow"]]
+    fake.reset()
+    again = ormagic.map("Label {item}", ["a", "b", "slow", "c", "d"], max_tokens=20, progress=False)
+    assert again == [f"re: Label {x}" for x in ("a", "b", "slow", "c", "d")]
+    assert fake.chat_requests() == []  # every answer of both batches was kept
+
+
+def test_a_cache_that_cannot_keep_answers_costs_a_line_not_the_answers(
+    fake: FakeOpenRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    ormagic.map("Label {item}", ["a"], max_tokens=20, progress=False)  # creates the file
+    with sqlite3.connect(tmp_path / "cache" / "answers.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON answers "
+            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+    capsys.readouterr()
+    result = ormagic.map("Label {item}", ["a", "b", "c"], max_tokens=20, progress=False)
+    assert result == ["re: Label a", "re: Label b", "re: Label c"]
+    assert [r["status"] for r in ormagic.batch_report()] == ["cached", "ok", "ok"]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == (
+        "The answer cache could not keep an answer (disk is full): the answers are in the "
+        "result, but a re-run sends the rows answered from here on again."
+    )
+    assert len(lines) == 3  # the cost line, that line once, the summary
+
+
 # -- deferred: OpenRouter's batch endpoint ----------------------------------------------------
 
 
@@ -435,3 +599,75 @@ def test_a_job_that_expired_leaves_its_rows_to_be_sent_again(fake: FakeOpenRoute
     fake.batches.end_with = "completed"
     again = ormagic.map("Label {item}", ["a"], max_tokens=20, deferred=True, progress=False)
     assert again.job_id is not None and again.job_id != batch.job_id
+
+
+def test_a_job_the_server_forgot_is_forgotten_and_its_rows_submitted_again(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = ormagic.map("Label {item}", ["x", "y"], max_tokens=20, deferred=True, progress=False)
+    fake.batches.reset()  # deleted on the server (or the key changed accounts)
+    capsys.readouterr()
+    again = ormagic.map(
+        "Label {item}", ["x", "y", "z"], max_tokens=20, deferred=True, progress=False
+    )
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"batch job {first.job_id} is unknown to the server (deleted, or another account's): "
+        "forgotten; its 2 rows are submitted again."
+    )
+    assert again.job_id is not None and again.job_id != first.job_id
+    [_, second] = [r for r in fake.requests if r.path == "/api/beta/batches"]
+    assert [prompt_of(item["body"]) for item in second.body["requests"]] == [
+        "Label x",
+        "Label y",
+        "Label z",
+    ]
+
+
+def test_a_job_that_cannot_be_polled_is_named_and_the_others_are_polled(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.respond = echo()
+    stuck = ormagic.map("Label {item}", ["x"], max_tokens=20, deferred=True, progress=False)
+    other = ormagic.map("Label {item}", ["y"], max_tokens=20, deferred=True, progress=False)
+    fake.batches.failing[str(stuck.job_id)] = 500
+    for _ in range(3):
+        batch = ormagic.map(
+            "Label {item}", ["x", "y"], max_tokens=20, deferred=True, progress=False
+        )
+    assert batch.job_id is None  # the rows of the job not polled still wait for it
+    assert batch.result == [None, "re: Label y"]
+    assert f"batch job {stuck.job_id} could not be polled: OpenRouter error 500: " in (
+        capsys.readouterr().err
+    )
+    assert batch.results[0].error == f"waiting for batch job {stuck.job_id} (not polled)"
+    assert other.job_id in fake.batches.jobs
+
+
+def test_deferred_repeated_rows_are_counted_once_in_the_session(fake: FakeOpenRouter) -> None:
+    fake.respond = echo()
+    batch = ormagic.map(
+        "Label {item}", ["a", "a", "a", "b"], max_tokens=20, deferred=True, progress=False
+    )
+    for _ in range(3):
+        result = ormagic.batch_results(batch.job_id)
+    assert result == ["re: Label a", "re: Label a", "re: Label a", "re: Label b"]
+    job_cost = fake.batches.jobs[str(batch.job_id)].usage["cost"]
+    assert job_cost > 0
+    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(job_cost)
+
+
+def test_a_deferred_json_answer_cut_at_max_tokens_says_to_raise_it(fake: FakeOpenRouter) -> None:
+    # the same words as a live row: deferred rows go through the same function
+    fake.respond = lambda body: StreamReply(text='{"label": "somethi', finish_reason="length")
+    for _ in range(4):  # submitted, then polled: in_progress, finalizing, completed
+        batch = ormagic.map(
+            "Label {item}",
+            ["a"],
+            max_tokens=5,
+            schema={"label": str},
+            deferred=True,
+            progress=False,
+        )
+    assert batch.result == [None]
+    assert batch.results[0].status == "failed"
+    assert batch.results[0].error == "unfinished JSON (cut at max_tokens: raise it)"

@@ -20,11 +20,12 @@ from pydantic import BaseModel, Field
 from waiting import eventually
 
 from ormagic.batch.cache import AnswerCache, CachedAnswer, cache_dir, cache_key
-from ormagic.batch.limiter import AdaptiveLimit
+from ormagic.batch.limiter import AdaptiveLimit, LimitClosed
 from ormagic.batch.loop import run_in_loop_thread
 from ormagic.batch.pricing import Estimate, Prices
 from ormagic.batch.report import BatchStats, summary_line
 from ormagic.batch.rows import rows_of, shape_values
+from ormagic.batch.runner import FailureStreak
 from ormagic.batch.schema import SchemaMismatch, make_schema
 from ormagic.batch.template import check_fields, fill, template_fields
 from ormagic.errors import ConfigError
@@ -376,6 +377,32 @@ def test_a_429_halves_the_limit_once_per_round_and_success_brings_it_back() -> N
         clock.now += 10
         limit.rate_limited(0.0, sent_at=clock.now)
     assert limit.limit == 1.0  # never below one in flight
+
+
+def test_failures_alike_in_a_row_count_a_burst_sent_together_once() -> None:
+    streak = FailureStreak()
+    # eight requests sent at 0 fail together: one failure, whatever the concurrency
+    assert [streak.failed("502", sent_at=0.0, now=1.0 + i / 10) for i in range(8)] == [1] * 8
+    assert streak.failed("502", sent_at=1.0, now=2.0) == 2  # sent after: a new round
+    assert streak.failed("400", sent_at=2.5, now=3.0) == 1  # another kind starts again
+    streak.answered()
+    assert streak.failed("400", sent_at=3.5, now=4.0) == 1  # an answer in between
+
+
+def test_closing_the_limit_ends_every_wait_even_a_long_pause() -> None:
+    async def scenario() -> list[str]:
+        limit = AdaptiveLimit(1)
+        limit.rate_limited(600.0, sent_at=0.0)  # everyone waits ten minutes
+        waiting = asyncio.ensure_future(limit.acquire())
+        await asyncio.sleep(0)
+        limit.close()
+        try:
+            await waiting
+        except LimitClosed:
+            return ["closed"]
+        return ["sent"]
+
+    assert asyncio.run(scenario()) == ["closed"]
 
 
 def test_requests_wait_for_a_slot() -> None:

@@ -5,7 +5,9 @@ the user's cache directory (``~/.cache/ormagic`` on Linux, ``~/Library/Caches/or
 macOS, ``%LOCALAPPDATA%\\ormagic\\Cache`` on Windows). An answer is keyed on everything that
 shapes it: the server's base URL and the request body (model, messages, parameters,
 schema), never the API key, which is neither in the key nor stored. Only good answers are
-kept. WAL journaling lets several processes (Dask workers on one machine) share the file.
+kept. WAL journaling lets several processes (Dask workers on one machine, two notebooks)
+share the file: each answer is committed as it is kept, so no write transaction stays open
+between answers, and a writer waits at most ``BUSY_TIMEOUT`` seconds for another's.
 
 The rows of a deferred job (OpenRouter's batch endpoint) are remembered here as well, so
 that re-running the cell, or a new session, finds the job its rows are waiting for.
@@ -25,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnswerCache", "CachedAnswer", "cache_dir", "cache_key"]
+__all__ = ["BUSY_TIMEOUT", "AnswerCache", "CachedAnswer", "cache_dir", "cache_key"]
 
+# Seconds a write waits for another connection's; each write lasts milliseconds.
+BUSY_TIMEOUT = 5.0
 _FILE = "answers.sqlite3"
 _CHUNK = 500  # keys per SELECT … IN (…): well under SQLite's variable limit
 _SCHEMA = """
@@ -103,7 +107,7 @@ class AnswerCache:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
@@ -127,32 +131,28 @@ class AnswerCache:
         return found
 
     def put(self, key: str, answer: CachedAnswer) -> None:
-        """Keep an answer (committed by :meth:`commit`, or :meth:`close`)."""
+        """Keep an answer, committed at once (an error leaves nothing half-written)."""
         with self._lock:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    answer.text,
-                    answer.model,
-                    answer.prompt_tokens,
-                    answer.completion_tokens,
-                    answer.cost,
-                    time.time(),
-                ),
-            )
-
-    def commit(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.commit()
+            db = self._conn()
+            with db:  # commits, or rolls back on an error: never a transaction left open
+                db.execute(
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        answer.text,
+                        answer.model,
+                        answer.prompt_tokens,
+                        answer.completion_tokens,
+                        answer.cost,
+                        time.time(),
+                    ),
+                )
 
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
-                self._db.commit()
-                self._db.close()
-                self._db = None
+                db, self._db = self._db, None
+                db.close()
 
     # -- deferred jobs ------------------------------------------------------------------
 

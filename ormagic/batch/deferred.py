@@ -21,15 +21,30 @@ from typing import Any
 
 from ..client.aio import AsyncChatClient, batches_url, completion_from_body
 from ..client.settings import ClientSettings, Secret
-from ..errors import BudgetExceededError, ConfigError, ProtocolError
+from ..errors import (
+    APIError,
+    BudgetExceededError,
+    ConfigError,
+    NotFoundError,
+    ProtocolError,
+    TransportError,
+)
+from ..formatting import counted
 from .cache import AnswerCache, CachedAnswer
-from .job import BatchSpec, Display, SilentDisplay, build_tasks, cached_result
+from .job import (
+    BatchSpec,
+    Display,
+    SilentDisplay,
+    build_tasks,
+    cached_result,
+    per_row_results,
+)
 from .loop import run_in_loop_thread
 from .pricing import DEFERRED_SHARE, Estimate, Prices
 from .report import BatchStats, RowResult, summary_line
 from .rows import Rows, shape_values
-from .runner import RowTask
-from .schema import Schema, SchemaMismatch
+from .runner import RowTask, answer_value
+from .schema import Schema
 
 __all__ = ["DeferredBatch", "JobStatus", "collect_job", "run_deferred"]
 
@@ -179,22 +194,14 @@ def _item_result(item: Mapping[str, Any], prices: Prices, schema: Schema | None)
     completion = completion_from_body(body)
     result = RowResult("failed", model=completion.model)
     if completion.usage is not None:
-        usage = completion.usage
-        result.prompt_tokens = usage.prompt_tokens
-        result.completion_tokens = usage.completion_tokens
-        listed = prices.cost(usage.prompt_tokens, usage.completion_tokens)
-        half = None if listed is None else listed * DEFERRED_SHARE
-        result.cost = usage.cost if usage.cost is not None else half
-    text = completion.text
-    if not text.strip():
-        result.error = "empty answer"
+        result.prompt_tokens = completion.usage.prompt_tokens
+        result.completion_tokens = completion.usage.completion_tokens
+        result.cost = prices.charged(completion.usage, DEFERRED_SHARE)
+    value, problem = answer_value(completion, schema)
+    if problem is not None:
+        result.error = problem
         return result
-    try:
-        result.value = schema.parse(text) if schema is not None else text
-    except SchemaMismatch as mismatch:
-        result.error = f"does not match the schema: {mismatch}"
-        return result
-    result.status = "ok"
+    result.status, result.value = "ok", value
     return result
 
 
@@ -232,10 +239,11 @@ class _Deferred:
         self.tasks, self.keys = build_tasks(spec, rows)
         self.results: dict[str, RowResult] = {}
         self.jobs: list[JobStatus] = []
+        self.unpolled: list[str] = []  # jobs whose poll failed: their rows still wait
 
     def run(self, submit: bool) -> tuple[DeferredBatch, BatchStats]:
         self._read_cache()
-        waiting = self._poll_jobs()
+        waiting = self._poll_jobs(submit)
         self._read_cache()
         unsent = [t for t in self.tasks if t.key not in self.results and t.key not in waiting]
         job_id = None
@@ -255,20 +263,39 @@ class _Deferred:
             if result is not None:
                 self.results[key] = result
 
-    def _poll_jobs(self) -> set[str]:
-        """Poll every job the rows wait for; return the keys still waiting."""
+    def _poll_jobs(self, submit: bool) -> set[str]:
+        """Poll every job the rows wait for; return the keys still waiting.
+
+        A job the server no longer knows (404: deleted, or another account's) is forgotten:
+        its rows are unsent again. A job that cannot be polled now keeps its rows waiting;
+        one line says which, and the other jobs are polled all the same.
+        """
         missing = [t.key for t in self.tasks if t.key not in self.results]
         pending = self.cache.pending_jobs(missing)
         still: set[str] = set()
         for job_id in dict.fromkeys(pending.values()):
             rows = self.cache.job_rows(job_id)
-            status, found = collect_job(
-                job_id,
-                settings=self.settings,
-                cache=self.cache,
-                prices=self.spec.prices,
-                schema=self.spec.schema,
-            )
+            try:
+                status, found = collect_job(
+                    job_id,
+                    settings=self.settings,
+                    cache=self.cache,
+                    prices=self.spec.prices,
+                    schema=self.spec.schema,
+                )
+            except NotFoundError:
+                self.cache.forget_job(job_id)
+                then = "are submitted again" if submit else "go to the next run that submits"
+                self.display.say(
+                    f"batch job {job_id} is unknown to the server (deleted, or another "
+                    f"account's): forgotten; its {counted(len(rows), 'row')} {then}."
+                )
+                continue
+            except (APIError, TransportError, ProtocolError) as error:
+                self.display.say(f"batch job {job_id} could not be polled: {error}")
+                self.unpolled.append(job_id)
+                still.update(rows.values())
+                continue
             self.jobs.append(status)
             if status.status not in TERMINAL:
                 still.update(key for key in rows.values())
@@ -316,10 +343,9 @@ class _Deferred:
         self, job_id: str | None, estimate: Estimate | None
     ) -> tuple[DeferredBatch, BatchStats]:
         live = [job.line() for job in self.jobs if job.status not in TERMINAL]
+        live += [f"batch job {job_id} (not polled)" for job_id in self.unpolled]
         waiting = "waiting for " + ", ".join(live) if live else "not sent"
-        per_row = [
-            self.results.get(key) or RowResult("skipped", error=waiting) for key in self.keys
-        ]
+        per_row = per_row_results(self.keys, self.results, waiting)
         values = [r.value if r.status in ("ok", "cached") else None for r in per_row]
         schema = self.spec.schema
         stats = BatchStats.of(per_row)

@@ -11,7 +11,9 @@ An interrupt cancels the requests in flight and keeps every finished row.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,12 +40,12 @@ __all__ = [
     "Display",
     "SilentDisplay",
     "build_tasks",
+    "per_row_results",
     "run_batch",
 ]
 
 # Without max_tokens, the output of the other rows is estimated from this many answers.
 SAMPLE_ROWS = 5
-_COMMIT_EVERY = 1.0  # seconds between two commits of the cache while rows arrive
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,6 @@ class _Run:
         self.stop_reason: str | None = None
         self.estimate: Estimate | None = None
         self.refusal: str | None = None
-        self._last_commit = self.started
 
     def execute(self) -> BatchOutcome:
         interrupted = False
@@ -257,7 +258,12 @@ class _Run:
 
     def _read_cache(self) -> list[RowTask]:
         if self.cache is not None:
-            for key, answer in self.cache.get_many(self.keys).items():
+            try:
+                found = self.cache.get_many(self.keys)
+            except (sqlite3.Error, OSError) as error:
+                self._drop_cache(f"The answer cache could not be read ({error}): every row is sent")
+                found = {}
+            for key, answer in found.items():
                 result = cached_result(self.spec, answer)
                 if result is not None:
                     self.results[key] = result
@@ -343,18 +349,33 @@ class _Run:
         self.display.update(self.stats)
 
     def _keep(self, task: RowTask, result: RowResult) -> None:
-        """A good answer goes into the cache (committed about once a second)."""
+        """A good answer goes into the cache, committed at once.
+
+        A cache that cannot keep it (locked by another process for longer than its busy
+        timeout, a full disk) costs only the cache: the answer is in the result all the
+        same, one line says so, and the rest of the batch does not try the cache again.
+        """
         if self.cache is None:
             return
         text = result.value if isinstance(result.value, str) else _json_text(result.value)
         answer = CachedAnswer(
             text, result.model, result.prompt_tokens, result.completion_tokens, result.cost
         )
-        self.cache.put(task.key, answer)
-        now = self.clock()
-        if now - self._last_commit >= _COMMIT_EVERY:
-            self.cache.commit()
-            self._last_commit = now
+        try:
+            self.cache.put(task.key, answer)
+        except (sqlite3.Error, OSError) as error:
+            self._drop_cache(
+                f"The answer cache could not keep an answer ({error}): the answers are in "
+                "the result, but a re-run sends the rows answered from here on again"
+            )
+
+    def _drop_cache(self, line: str) -> None:
+        """Go on without the cache, after one line saying why."""
+        self.display.say(line + ".")
+        cache, self.cache = self.cache, None
+        if cache is not None:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                cache.close()
 
     def _outcome(self, interrupted: bool) -> BatchOutcome:
         reason = self.stop_reason
@@ -363,7 +384,7 @@ class _Run:
         elif self.refusal is not None:
             reason = "over budget"
         skipped_error = f"not sent: {reason}" if reason else "not sent"
-        per_row = _per_row(self.keys, self.results, skipped_error)
+        per_row = per_row_results(self.keys, self.results, skipped_error)
         stats = BatchStats.of(per_row, self.clock() - self.started)
         if interrupted:
             stats.notes.append("interrupted")
@@ -389,10 +410,14 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _per_row(
+def per_row_results(
     keys: Sequence[str], results: Mapping[str, RowResult], skipped_error: str
 ) -> list[RowResult]:
-    """One result per input row; a repeated prompt is served from the first one."""
+    """One result per input row; a repeated prompt is served from the first one.
+
+    The repeats are ``cached`` and cost nothing, so that what a prompt cost is counted
+    once (in the summary and in the session's ledger) however many rows share it.
+    """
     seen: set[str] = set()
     per_row = []
     for key in keys:

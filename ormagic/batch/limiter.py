@@ -5,19 +5,25 @@ requests sent before the cut do not cut again) and pauses every new request unti
 server's ``Retry-After`` has passed, or a growing backoff when it gave none. Each success
 adds about one request per round (``1 / limit``) until the ceiling, the batch's
 ``concurrency``. docs/openrouter-tools.md §4: bound concurrency, adapt down on 429,
-honour ``Retry-After``, add jitter.
+honour ``Retry-After``, add jitter. :meth:`AdaptiveLimit.close` (the batch stopped) ends
+every wait at once: :meth:`~AdaptiveLimit.acquire` raises :class:`LimitClosed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
 
-__all__ = ["AdaptiveLimit"]
+__all__ = ["AdaptiveLimit", "LimitClosed"]
 
 Clock = Callable[[], float]
+
+
+class LimitClosed(Exception):
+    """The batch stopped while a request waited for a slot: it is not sent."""
 
 
 class AdaptiveLimit:
@@ -44,19 +50,29 @@ class AdaptiveLimit:
         self._last_cut = float("-inf")
         self._streak = 0  # 429s since the last success, for the backoff without Retry-After
         self._freed = asyncio.Event()
+        self._closed = False
 
     async def acquire(self) -> float:
         """Wait for a slot (and the end of any pause); return when the request goes out."""
         while True:
+            if self._closed:
+                raise LimitClosed()
             now = self._clock()
             if now < self.paused_until:
-                await asyncio.sleep(self.paused_until - now)
+                self._freed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):  # the pause is over
+                    await asyncio.wait_for(self._freed.wait(), self.paused_until - now)
                 continue
             if self.in_flight < max(1, int(self.limit)):
                 self.in_flight += 1
                 return now
             self._freed.clear()
             await self._freed.wait()
+
+    def close(self) -> None:
+        """No more requests: every wait ends with :class:`LimitClosed`."""
+        self._closed = True
+        self._freed.set()
 
     def release(self) -> None:
         self.in_flight -= 1

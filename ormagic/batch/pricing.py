@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context.block import estimate_tokens
+from ..events import Usage
 from ..formatting import counted, format_cost, format_short_count
 
 __all__ = ["DEFERRED_SHARE", "Estimate", "Prices", "request_tokens"]
@@ -37,6 +38,14 @@ class Prices:
         if self.prompt is None or self.completion is None:
             return None
         return prompt_tokens * self.prompt + completion_tokens * self.completion
+
+    def charged(self, usage: Usage, share: float = 1.0) -> float | None:
+        """What an answer cost: OpenRouter's own figure, else its tokens at these prices
+        (times ``share``: ``DEFERRED_SHARE`` through the batch endpoint)."""
+        if usage.cost is not None:
+            return usage.cost
+        listed = self.cost(usage.prompt_tokens, usage.completion_tokens)
+        return None if listed is None else listed * share
 
 
 def request_tokens(body: Mapping[str, Any]) -> int:

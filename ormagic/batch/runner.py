@@ -4,13 +4,19 @@ Runs on the batch's asyncio loop. A pool of ``concurrency`` workers takes rows i
 each request waits for a slot of the :class:`~ormagic.batch.limiter.AdaptiveLimit`. What
 happens to a failed request:
 
-- 429: the whole batch slows down (the limit halves, everyone waits for ``Retry-After``),
-  and the row tries again, up to ``max_rate_limited`` times;
+- 429: the whole batch slows down (the limit halves, everyone waits for ``Retry-After``,
+  else ``X-RateLimit-Reset``), and the row tries again, up to ``max_rate_limited`` times;
+  a wait longer than ``max_pause`` (a daily quota) stops the batch, saying when it resets;
 - 5xx, 408, timeouts, dropped connections, an error inside a 200 answer: the row tries
   again after a backoff, up to ``max_retries`` times;
 - 401, 402, 404 (bad key, no credits, no such model or no provider for the parameters):
   every row would fail the same way, so the batch stops;
 - anything else (400, 403 moderation, 413): the row is recorded as failed, the batch goes on.
+
+Whatever the error, ``Policy.breaker`` requests in a row that failed alike (the same
+message; any 429), with no answer in between, stop the batch: a persistent 429, a server
+that cannot be reached, a 400 every row gets. Requests sent together count once (the
+failures of one burst say one thing), so a burst at high concurrency does not stop it.
 
 An answer that does not match the schema gets one more try, with the validation error;
 then the row fails with the reason. Every row ends as a :class:`RowResult`, never as an
@@ -31,6 +37,7 @@ from ..errors import (
     APIError,
     AuthenticationError,
     NotFoundError,
+    OrmagicError,
     PaymentRequiredError,
     ProtocolError,
     RateLimitError,
@@ -39,15 +46,16 @@ from ..errors import (
     TransportError,
 )
 from ..formatting import format_cost
-from .limiter import AdaptiveLimit
+from .limiter import AdaptiveLimit, LimitClosed
 from .pricing import Prices
 from .report import BatchStats, RowResult
 from .schema import Schema, SchemaMismatch
 
-__all__ = ["Budget", "Policy", "RowRunner", "RowTask"]
+__all__ = ["Budget", "FailureStreak", "Policy", "RowRunner", "RowTask", "answer_value"]
 
 _RETRYABLE = (ServerError, RequestTimeoutError, TransportError, ProtocolError)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
+_CUT = " (cut at max_tokens: raise it)"
 _CORRECTION = (
     "That answer does not match the JSON schema: {problem}. Answer again with only a JSON "
     "object that matches the schema."
@@ -73,7 +81,35 @@ class Policy:
     max_rate_limited: int = 10
     backoff_initial: float = 0.5
     backoff_max: float = 8.0
-    max_pause: float = 600.0
+    max_pause: float = 600.0  # a 429 asking to wait longer stops the batch
+    pause_initial: float = 1.0  # the pause after a 429 without Retry-After, doubling
+    pause_max: float = 30.0
+    breaker: int = 5  # requests in a row that failed alike stop the batch
+
+
+@dataclass
+class FailureStreak:
+    """Requests in a row that failed alike, with no answer in between.
+
+    A failure counts only if its request was sent after the last one counted: requests in
+    flight together that fail together are one failure, not ``concurrency`` of them.
+    """
+
+    kind: str | None = None
+    count: int = 0
+    counted_at: float = float("-inf")
+
+    def failed(self, kind: str, sent_at: float, now: float) -> int:
+        """Count a failure; return the streak's length."""
+        if kind != self.kind:
+            self.kind, self.count, self.counted_at = kind, 0, float("-inf")
+        if sent_at >= self.counted_at:
+            self.count += 1
+            self.counted_at = now
+        return self.count
+
+    def answered(self) -> None:
+        self.kind, self.count, self.counted_at = None, 0, float("-inf")
 
 
 @dataclass
@@ -111,7 +147,14 @@ class RowRunner:
 
     def __post_init__(self) -> None:
         p = self.policy
-        self.limiter = AdaptiveLimit(p.concurrency, max_pause=p.max_pause, clock=self.clock)
+        self.limiter = AdaptiveLimit(
+            p.concurrency,
+            backoff_initial=p.pause_initial,
+            backoff_max=p.pause_max,
+            max_pause=p.max_pause,
+            clock=self.clock,
+        )
+        self.streak = FailureStreak()
 
     async def run(self, tasks: Sequence[RowTask], results: dict[str, RowResult]) -> None:
         """Run ``tasks`` (in order, ``concurrency`` at a time) into ``results`` by key."""
@@ -128,8 +171,10 @@ class RowRunner:
             await asyncio.gather(*workers, return_exceptions=True)
 
     def stop(self, reason: str) -> None:
+        """Send nothing more: the requests in flight finish, the waiting ones are not sent."""
         if self.stop_reason is None:
             self.stop_reason = reason
+        self.limiter.close()
 
     async def _worker(self, queue: Iterator[RowTask], results: dict[str, RowResult]) -> None:
         for task in queue:
@@ -140,6 +185,8 @@ class RowRunner:
                 return
             result = await self._row(task)
             self.budget.settle(task.estimate, result.cost)
+            if result.status == "skipped":  # the batch stopped before it was sent
+                return
             results[task.key] = result
             self.stats.add(result, task.rows)
             if result.status == "ok" and self.on_answer is not None:
@@ -159,10 +206,14 @@ class RowRunner:
         while True:
             try:
                 completion = await self._send(body)
+            except LimitClosed:  # the batch stopped: a first try is not sent at all
+                if result.error is None:
+                    result.status = "skipped"
+                return
             except RateLimitError as error:
                 limited += 1
-                if limited > self.policy.max_rate_limited:
-                    result.error = str(error)
+                result.error = str(error)
+                if limited > self.policy.max_rate_limited or self.stop_reason is not None:
                     return
                 continue
             except _RETRYABLE as error:
@@ -185,38 +236,62 @@ class RowRunner:
                 continue
             value, problem = self._value(completion)
             if problem is None:
-                result.status, result.value = "ok", value
+                result.status, result.value, result.error = "ok", value, None
                 return
-            if self.schema is not None and not corrected and completion.text.strip():
+            cut = completion.finish_reason == "length"  # asking again would be cut again
+            if self.schema is not None and not corrected and not cut and completion.text.strip():
                 body, corrected = _corrected(body, completion.text, problem), True
                 continue
             result.error = problem
             return
 
     async def _send(self, body: Mapping[str, Any]) -> Completion:
-        """One request in a slot of the limiter; a 429 slows the whole batch down."""
+        """One request in a slot of the limiter; a 429 slows the whole batch down.
+
+        Every failure counts toward the streak that stops the batch; a 429 asking to wait
+        longer than ``max_pause`` stops it at once.
+        """
         sent_at = await self.limiter.acquire()
         self.stats.in_flight = self.limiter.in_flight
         try:
             completion = await self.client.complete(body)
         except RateLimitError as error:
-            self.limiter.rate_limited(error.retry_after, sent_at)
+            wait = _rate_limit_wait(error)
+            if wait is not None and wait > self.policy.max_pause:
+                self.stop(str(error))
+            else:
+                self.limiter.rate_limited(wait, sent_at)
+                self._failed("429", error, sent_at)
+            raise
+        except OrmagicError as error:
+            self._failed(str(error), error, sent_at)
             raise
         finally:
             self.limiter.release()
             self.stats.in_flight = self.limiter.in_flight
         self.limiter.succeeded()
+        if completion.failure is not None:
+            self._failed(str(completion.failure), completion.failure, sent_at)
+        else:
+            self.streak.answered()
         return completion
 
+    def _failed(self, kind: str, error: Exception, sent_at: float) -> None:
+        """One more failure alike; enough of them in a row stop the batch."""
+        count = self.streak.failed(kind, sent_at, self.clock())
+        if count >= self.policy.breaker:
+            self.stop(f"{count} requests in a row failed alike: {error}")
+
     async def _may_retry(self, errors: int, error: Exception, result: RowResult) -> bool:
-        """Wait before another try, or record the error when the tries are used up."""
-        if errors > self.policy.max_retries:
-            result.error = str(error)
+        """Wait before another try, or record the error when the tries are used up (or the
+        batch stopped)."""
+        result.error = str(error)
+        if errors > self.policy.max_retries or self.stop_reason is not None:
             return False
         p = self.policy
         delay = min(p.backoff_initial * 2 ** (errors - 1), p.backoff_max)
         await asyncio.sleep(delay * (1 + random.random() * 0.25))
-        return True
+        return self.stop_reason is None
 
     def _account(self, result: RowResult, completion: Completion) -> None:
         """Add one answer's tokens and cost (OpenRouter's, else at listed prices)."""
@@ -226,24 +301,39 @@ class RowRunner:
             return
         result.prompt_tokens += usage.prompt_tokens
         result.completion_tokens += usage.completion_tokens
-        cost = usage.cost
-        if cost is None:
-            cost = self.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = self.prices.charged(usage)
         if cost is not None:
             result.cost = (result.cost or 0.0) + cost
 
     def _value(self, completion: Completion) -> tuple[Any, str | None]:
-        """The row's value, or why there is none."""
-        text = completion.text
-        if not text.strip():
-            cut = completion.finish_reason == "length"
-            return None, "empty answer" + (" (cut at max_tokens: raise it)" if cut else "")
-        if self.schema is None:
-            return text, None
-        try:
-            return self.schema.parse(text), None
-        except SchemaMismatch as mismatch:
-            return None, f"does not match the schema: {mismatch}"
+        return answer_value(completion, self.schema)
+
+
+def answer_value(completion: Completion, schema: Schema | None) -> tuple[Any, str | None]:
+    """A row's value from its answer, or why there is none (live and deferred rows alike)."""
+    if completion.failure is not None:
+        return None, str(completion.failure)
+    text = completion.text
+    cut = completion.finish_reason == "length"
+    if not text.strip():
+        return None, "empty answer" + (_CUT if cut else "")
+    if schema is None:
+        return text, None
+    try:
+        return schema.parse(text), None
+    except SchemaMismatch as mismatch:
+        if cut:
+            return None, "unfinished JSON" + _CUT
+        return None, f"does not match the schema: {mismatch}"
+
+
+def _rate_limit_wait(error: RateLimitError) -> float | None:
+    """Seconds a 429 asks to wait: ``Retry-After``, else until ``X-RateLimit-Reset``."""
+    if error.retry_after is not None:
+        return error.retry_after
+    if error.reset_at is not None:
+        return max(0.0, error.reset_at - time.time())
+    return None
 
 
 def _corrected(body: Mapping[str, Any], answer: str, problem: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..errors import (
     ServerError,
 )
 
-__all__ = ["error_fields", "error_for", "retry_after"]
+__all__ = ["error_fields", "error_for", "rate_limit_reset", "retry_after"]
 
 _CREDITS_URL = "https://openrouter.ai/settings/credits"
 
@@ -62,6 +63,22 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def rate_limit_reset(headers: httpx.Headers) -> float | None:
+    """``X-RateLimit-Reset`` as a time (seconds since the epoch), or None.
+
+    OpenRouter sends milliseconds since the epoch with a 429 that has no ``Retry-After``
+    (the free models' daily quota, for one); seconds are accepted as well.
+    """
+    value = headers.get("x-ratelimit-reset", "").strip()
+    try:
+        when = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(when) or when <= 0:
+        return None
+    return when / 1000 if when > 1e11 else when
+
+
 def error_fields(payload: Any) -> Mapping[str, Any]:
     """The ``error`` object of an error body ``{"error": {code, message, metadata}}``."""
     error = payload.get("error") if isinstance(payload, dict) else None
@@ -86,19 +103,25 @@ def error_for(status: int, payload: Any, response: httpx.Response) -> APIError:
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     code = error.get("code")
     wait = retry_after(response.headers)
+    reset_at = rate_limit_reset(response.headers) if status == 429 else None
     cls = _STATUS_CLASSES.get(status, ServerError if status >= 500 else APIError)
     return cls(
-        _describe(status, message.strip(), metadata, wait),
+        _describe(status, message.strip(), metadata, wait, reset_at),
         status_code=status,
         code=code if isinstance(code, int | str) and not isinstance(code, bool) else None,
         metadata=metadata,
         generation_id=response.headers.get("x-generation-id"),
         retry_after=wait,
+        reset_at=reset_at,
     )
 
 
 def _describe(
-    status: int, message: str, metadata: Mapping[str, Any], retry_after: float | None
+    status: int,
+    message: str,
+    metadata: Mapping[str, Any],
+    retry_after: float | None,
+    reset_at: float | None = None,
 ) -> str:
     """What went wrong and what to do about it, in one or two lines."""
     if status == 401:
@@ -116,9 +139,17 @@ def _describe(
     if status == 413:
         return "The request is too large. Send less context (--context N) or a shorter prompt."
     if status == 429:
-        when = "shortly" if retry_after is None else f"in {max(1, math.ceil(retry_after))} s"
-        return f"Rate limited ({message}). Try again {when}."
+        return f"Rate limited ({message}). Try again {_when(retry_after, reset_at)}."
     return _describe_other(status, _with_detail(message, metadata))
+
+
+def _when(retry_after: float | None, reset_at: float | None) -> str:
+    if retry_after is not None:
+        return f"in {max(1, math.ceil(retry_after))} s"
+    if reset_at is not None:
+        moment = datetime.fromtimestamp(math.ceil(reset_at / 60) * 60, timezone.utc)
+        return f"after {moment:%Y-%m-%d %H:%M} UTC, when the limit resets"
+    return "shortly"
 
 
 def _describe_other(status: int, detail: str) -> str:

@@ -8,7 +8,7 @@ along ``validating -> in_progress -> finalizing -> completed`` (every
 ``polls_per_status`` polls); a completed batch carries its ``results`` inline, one per
 ``custom_id``, each with exactly one of ``response`` (a chat completion priced at half the
 listed price) or ``error``. ``end_with`` makes the next batches end ``failed`` or
-``expired`` instead.
+``expired`` instead; ``failing`` makes a job's polls answer an error status (a 5xx).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class FakeBatches:
 
     polls_per_status: int = 1
     end_with: str = "completed"  # "failed" / "expired": how the next batches end
+    failing: dict[str, int] = field(default_factory=dict)  # job id -> status its polls get
     jobs: dict[str, FakeBatch] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -105,6 +106,9 @@ class FakeBatches:
     def poll(self, batch_id: str, answer: Answer, prices: Prices) -> tuple[int, dict[str, Any]]:
         """``GET /api/beta/batches/:id``: one step further every ``polls_per_status`` polls."""
         with self._lock:
+            if batch_id in self.failing:
+                status = self.failing[batch_id]
+                return status, error_body("Internal Server Error", status)
             batch = self.jobs.get(batch_id)
             if batch is None:
                 return 404, error_body(f"Batch {batch_id} not found", 404)
