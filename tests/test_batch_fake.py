@@ -387,8 +387,25 @@ def test_the_output_is_estimated_from_a_sample_when_max_tokens_is_not_given(
     ormagic.map("{item}", rows, progress=False)
     assert "a row from a sample of 5 rows) · " in capsys.readouterr().err
     first = sorted(fake.chat_requests(), key=lambda r: r.received_at)[:5]
-    assert sorted(prompts(first)) == rows[:5]
+    # the sample is spread through the rows, not their first five
+    assert sorted(prompts(first)) == ["row 0", "row 1", "row 3", "row 4", "row 6"]
     assert fake.chat_requests()[0].body["max_tokens"] == 16384
+
+
+def test_a_sample_spread_through_the_rows_sees_the_long_answers_at_the_end(
+    fake: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a table sorted by length: the first rows' answers are short, the last half's long
+    def respond(body: dict[str, Any]) -> Reply:
+        long = int(prompt_of(body).split()[-1]) >= 50
+        tokens = 1000 if long else 10
+        usage = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10}
+        return StreamReply(text="x", usage=usage)
+
+    fake.respond = respond
+    ormagic.map("Row {item}", list(range(100)), concurrency=1, progress=False)
+    # rows 0, 20, 40, 60 and 80: (10 + 10 + 10 + 1000 + 1000) / 5 = 406 tokens a row
+    assert "(~406 a row from a sample of 5 rows)" in capsys.readouterr().err
 
 
 def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
@@ -397,15 +414,16 @@ def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
     rows = [f"r{i}" for i in range(10)]
     with pytest.raises(BatchStoppedError) as raised:
         ormagic.map("{item}", rows, max_tokens=5, max_cost=0.0035, concurrency=1, progress=False)
-    assert str(raised.value).startswith("Stopped after 4 of 10 rows: max_cost reached ($0.0035).")
-    # a row goes out while what was spent plus its estimate fits: 3 rows spent $0.003, the
-    # 4th's estimate (a few millionths) still fit, after it $0.004 leaves no room
-    assert raised.value.result == ["label"] * 4 + [None] * 6
+    assert str(raised.value).startswith("Stopped after 3 of 10 rows: max_cost reached ($0.0035).")
+    # a row goes out while what was spent plus what it holds fits: its estimate (a few
+    # millionths here), or what the dearest row so far cost if more. 3 rows spent $0.003;
+    # a 4th would hold $0.001 more, over the cap: the batch never spends past it
+    assert raised.value.result == ["label"] * 3 + [None] * 7
     report = ormagic.batch_report()
-    assert [r["status"] for r in report] == ["ok"] * 4 + ["skipped"] * 6
-    assert report[4]["error"] == "not sent: max_cost reached ($0.0035)"
-    assert len(fake.chat_requests()) == 4
-    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(0.004)
+    assert [r["status"] for r in report] == ["ok"] * 3 + ["skipped"] * 7
+    assert report[3]["error"] == "not sent: max_cost reached ($0.0035)"
+    assert len(fake.chat_requests()) == 3
+    assert default_engine().ledger.by_conversation()["batch"].cost == pytest.approx(0.003)
 
 
 # -- the cache -------------------------------------------------------------------------------

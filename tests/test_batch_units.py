@@ -606,3 +606,18 @@ def test_a_line_said_while_the_bar_is_up_reads_above_it_and_stays_there(
     html = summary["text/html"]
     assert html.index("~41k tokens in") < html.index("ormagic-done-bar") < html.index("$0.0068")
     assert all(w.comm is None for w in (notes, bar, label, box))  # closed: none go stale
+
+
+def test_a_row_in_flight_holds_at_least_what_the_dearest_row_cost() -> None:
+    from ormagic.batch.runner import Budget
+
+    budget = Budget(cap=1.0)
+    first = budget.admit(0.01)
+    assert first == 0.01
+    budget.settle(first, 0.3)  # far dearer than estimated
+    held = [budget.admit(0.01), budget.admit(0.01)]
+    assert held == [0.3, 0.3]
+    assert budget.admit(0.01) is None  # 0.3 spent + 0.6 held + 0.3 > 1.0
+    for amount in held:
+        budget.settle(amount, 0.2)
+    assert (budget.spent, budget.reserved) == (pytest.approx(0.7), pytest.approx(0.0))

@@ -286,7 +286,7 @@ class _Run:
             worst = self._estimate(unsent, per_row, basis)
             if worst.over_budget_for(SAMPLE_ROWS):
                 raise BudgetExceededError(worst.refusal())
-            sample, rest = unsent[:SAMPLE_ROWS], unsent[SAMPLE_ROWS:]
+            sample, rest = _spread_sample(unsent)
             self._run_tasks(sample, per_row)
             per_row, basis = self._sampled_output(sample, per_row)
         self.estimate = estimate = self._estimate(unsent, per_row, basis)
@@ -402,6 +402,15 @@ class _Run:
             self.stop_reason,
             self.refusal,
         )
+
+
+def _spread_sample(tasks: list[RowTask]) -> tuple[list[RowTask], list[RowTask]]:
+    """:data:`SAMPLE_ROWS` rows spread evenly through ``tasks``, and the others in order:
+    the first rows of a table are often not like the rest (sorted by length, by date)."""
+    step = len(tasks) / SAMPLE_ROWS
+    picked = {int(i * step) for i in range(SAMPLE_ROWS)}
+    sample = [task for i, task in enumerate(tasks) if i in picked]
+    return sample, [task for i, task in enumerate(tasks) if i not in picked]
 
 
 def _json_text(value: Any) -> str:

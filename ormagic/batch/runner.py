@@ -114,21 +114,31 @@ class FailureStreak:
 
 @dataclass
 class Budget:
-    """Dollars the batch may spend: what was spent, plus estimates of what is in flight."""
+    """Dollars the batch may spend: what was spent, plus what is held for rows in flight.
+
+    A row in flight holds its estimate, or what the dearest row so far actually cost if
+    that is more: an estimate from a few sample rows can be far too low for the rows
+    after them (longer documents further down a table), and every row in flight could
+    overrun the cap by the difference.
+    """
 
     cap: float | None
     spent: float = 0.0
     reserved: float = 0.0
+    dearest: float = 0.0  # the most one row has cost so far
 
-    def admit(self, estimate: float) -> bool:
-        if self.cap is not None and self.spent + self.reserved + estimate > self.cap:
-            return False
-        self.reserved += estimate
-        return True
+    def admit(self, estimate: float) -> float | None:
+        """The amount held for a row about to be sent, or None when it would not fit."""
+        held = max(estimate, self.dearest)
+        if self.cap is not None and self.spent + self.reserved + held > self.cap:
+            return None
+        self.reserved += held
+        return held
 
-    def settle(self, estimate: float, cost: float | None) -> None:
-        self.reserved -= estimate
+    def settle(self, held: float, cost: float | None) -> None:
+        self.reserved -= held
         self.spent += cost or 0.0
+        self.dearest = max(self.dearest, cost or 0.0)
 
 
 @dataclass
@@ -180,11 +190,12 @@ class RowRunner:
         for task in queue:
             if self.stop_reason is not None:
                 return
-            if not self.budget.admit(task.estimate):
+            held = self.budget.admit(task.estimate)
+            if held is None:
                 self.stop(f"max_cost reached ({format_cost(self.budget.cap)})")
                 return
             result = await self._row(task)
-            self.budget.settle(task.estimate, result.cost)
+            self.budget.settle(held, result.cost)
             if result.status == "skipped":  # the batch stopped before it was sent
                 return
             results[task.key] = result
