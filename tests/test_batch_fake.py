@@ -297,15 +297,18 @@ def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
 
 def test_a_rerun_sends_only_the_rows_it_has_not_seen(fake: FakeOpenRouter) -> None:
     broken = {"Label c"}
-    fake.respond = lambda body: (
-        ErrorReply(400, "Try later")
-        if prompt_of(body) in broken
-        else StreamReply(text="ok " + prompt_of(body))
-    )
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if prompt_of(body) in broken:
+            return ErrorReply(400, "Try later")
+        return StreamReply(text="ok " + prompt_of(body))
+
+    fake.respond = respond
     first = ormagic.map("Label {item}", ["a", "b", "c"], max_tokens=20, progress=False)
     assert first == ["ok Label a", "ok Label b", None]
     broken.clear()
-    fake.reset()
+    fake.reset()  # forgets the requests, and the settings: respond is set again
+    fake.respond = respond
     second = ormagic.map("Label {item}", ["a", "b", "c", "d", "e"], max_tokens=20, progress=False)
     assert second == [f"ok Label {x}" for x in "abcde"]
     assert sorted(prompts(fake.chat_requests())) == ["Label c", "Label d", "Label e"]

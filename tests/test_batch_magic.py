@@ -82,6 +82,7 @@ def test_context_is_sent_with_each_row_only_when_asked(
     shell.run_cell("%%chat --each df --max-tokens 20\n{text}", store_history=True)
     assert sorted(prompt_of(r.body) for r in fake_env.chat_requests()) == ["soup", "tea"]
     fake_env.reset()
+    fake_env.respond = echo
     shell.run_cell("%%chat --each df --max-tokens 20 --context all\n{text}", store_history=True)
     sent = [prompt_of(r.body) for r in fake_env.chat_requests()]
     assert all(text.startswith("Notebook context") and "marker = 41 + 1" in text for text in sent)

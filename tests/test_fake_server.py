@@ -624,6 +624,73 @@ def test_records_include_rejected_requests_and_reset_clears(
     assert answer["choices"][0]["message"]["content"].startswith("You asked:")
 
 
+SETTINGS = (
+    "models",
+    "endpoints",
+    "key_info",
+    "fallback",
+    "respond",
+    "latency",
+    "models_delay",
+    "generation_delay_polls",
+    "in_flight_wait",
+)
+
+
+def settings(fake: FakeOpenRouter) -> dict[str, Any]:
+    knobs = {name: getattr(fake, name) for name in SETTINGS}
+    return {**knobs, "batches": (fake.batches.polls_per_status, fake.batches.end_with)}
+
+
+def test_reset_puts_every_setting_back_and_lets_held_requests_go(
+    fake_openrouter: FakeOpenRouter,
+) -> None:
+    fake = fake_openrouter
+    new = settings(FakeOpenRouter())
+    assert settings(fake) == new
+    held = fake.hold(lambda body: True)
+    answers: list[int] = []
+    url = fake.base_url + "/chat/completions"
+    asking = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(url, json=chat_body(stream=False), headers=AUTH, timeout=60).status_code
+        )
+    )
+    asking.start()
+    eventually(lambda: fake.chat_requests(), "the held request arriving")
+    log = fake.log = lambda line: None
+    fake.models[0]["pricing"]["prompt"] = "1"  # changed in place, too
+    fake.models.append({"id": "x/y"})
+    fake.endpoints = {}
+    fake.key_info = {"label": "changed"}
+    fake.fallback = StreamReply(text="fallback")
+    fake.respond = lambda body: ErrorReply(500, "respond")
+    fake.latency = fake.models_delay = 3600
+    fake.generation_delay_polls = 5
+    fake.in_flight_wait = 0.1
+    fake.batches.polls_per_status, fake.batches.end_with = 9, "failed"
+    fake.reset()
+    asking.join(timeout=60)
+    assert answers == [200] and held.is_set()
+    assert settings(fake) == new
+    assert fake.log is log  # it only watches
+    assert fake.requests == []
+    fake.hold(lambda body: True)
+    fake.reset()
+    answer = httpx.post(url, json=chat_body(stream=False), headers=AUTH, timeout=60)
+    assert answer.json()["choices"][0]["message"]["content"].startswith("You asked:")
+
+
+def test_reset_keeps_the_catalogue_and_demo_answers_the_server_was_made_with() -> None:
+    catalogue = [{"id": "only/one", "pricing": {"prompt": "0", "completion": "0"}}]
+    with FakeOpenRouter(models=catalogue, demo=True) as fake:
+        fake.models[0]["id"] = "changed"
+        fake.respond = None
+        fake.reset()
+        assert fake.models == catalogue and fake.models is not catalogue
+        assert fake.respond is FakeOpenRouter(demo=True).respond is not None
+
+
 def test_record_type_defaults() -> None:
     record = RecordedRequest("GET", "/api/v1/models", {}, {}, None)
     assert (record.client_disconnected, record.raw_body) == (False, b"")

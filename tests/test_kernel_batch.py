@@ -28,12 +28,6 @@ def kernel(server: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> 
     k.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def _plain_server(server: FakeOpenRouter) -> Iterator[None]:
-    yield
-    server.respond, server.latency = None, 0.0
-
-
 def prompt_of(body: Any) -> str:
     return content_text(request_messages(body)[-1]["content"])
 

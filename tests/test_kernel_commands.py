@@ -178,18 +178,14 @@ def test_key_shows_limits_never_the_key(kernel: Kernel, server: FakeOpenRouter) 
 
 
 def test_key_label_holding_the_key_is_hidden(kernel: Kernel, server: FakeOpenRouter) -> None:
-    saved = server.key_info
     server.key_info = {
-        **saved,
+        **server.key_info,
         "label": f"my key {server.api_key}",
         "limit": None,
         "limit_remaining": None,
         "usage": 0.75,
     }
-    try:
-        reply = shown(ok(kernel, server, "%chat key"))  # command() checks the key is absent
-    finally:
-        server.key_info = saved
+    reply = shown(ok(kernel, server, "%chat key"))  # command() checks the key is absent
     assert reply["text/plain"] == (
         "label      (hidden)\n"
         "limit      none\n"

@@ -327,7 +327,6 @@ def test_stopping_while_the_catalogue_is_read_sends_nothing(server: FakeOpenRout
             "%%chat -c early\nHello?",
             interrupt_when=lambda: any(r.path.endswith("/models") for r in server.requests),
         )
-        server.models_delay = 0
         assert execution.status == "error"
         assert execution.error_text() == (
             "UsageError: Interrupted before the question was sent; nothing changed."
@@ -336,5 +335,4 @@ def test_stopping_while_the_catalogue_is_read_sends_nothing(server: FakeOpenRout
         assert [o["output_type"] for o in execution.final_outputs()] == ["stream"]
         assert value(own, "len(__import__('ormagic').conversation('early').turns)") == 0
     finally:
-        server.models_delay = 0
         own.shutdown()
