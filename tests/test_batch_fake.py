@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,11 @@ from ormagic.testing.fake_openrouter import (
 @pytest.fixture
 def fake(
     fake_env: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeOpenRouter]:
-    """The fake server, a fresh cache directory and a fresh session engine."""
+) -> FakeOpenRouter:
+    """The fake server and a fresh cache directory (each test starts with no session
+    engine: conftest)."""
     monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    set_default_engine(None)
-    yield fake_env
-    set_default_engine(None)
+    return fake_env
 
 
 def prompt_of(body: Any) -> str:
