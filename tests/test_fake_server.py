@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from processes import STOP_SIGNALS, default_stop_signals
 from waiting import eventually
 
 from ormagic.testing.fake_openrouter import (
@@ -839,28 +840,42 @@ def test_base_url_needs_a_started_server() -> None:
 
 
 def _ignore_stop_signals() -> None:
-    """What ``nohup`` or ``cmd &`` in a non-interactive shell leave a child process with."""
+    """What ``cmd &`` in a non-interactive shell leaves a child process with."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _block_stop_signals() -> None:
+    """What some CI runners leave a child process with: the signals blocked."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+# how the parent leaves SIGINT and SIGTERM to the server: never this test runner's own
+PARENTS = {
+    "default": default_stop_signals,
+    "ignoring": _ignore_stop_signals,
+    "blocking": _block_stop_signals,
+}
+
+
 @pytest.mark.parametrize(
-    ("module", "stop", "parent_ignores_signals"),
+    ("module", "stop", "parent"),
     [
-        ("ormagic.testing.fake_openrouter", signal.SIGINT, False),
-        ("ormagic.testing", signal.SIGINT, True),
-        ("ormagic.testing", signal.SIGTERM, True),
+        ("ormagic.testing.fake_openrouter", signal.SIGINT, "default"),
+        ("ormagic.testing", signal.SIGINT, "ignoring"),
+        ("ormagic.testing", signal.SIGTERM, "ignoring"),
+        ("ormagic.testing", signal.SIGINT, "blocking"),
     ],
 )
 def test_command_line_prints_exports_logs_requests_and_stops(
-    module: str, stop: signal.Signals, parent_ignores_signals: bool
+    module: str, stop: signal.Signals, parent: str
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--port", "0", "--key", "sk-or-v1-cli"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_stop_signals if parent_ignores_signals else None,
+        preexec_fn=PARENTS[parent],
     )
     try:
         assert process.stdout is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BEHAVIOUR_VARIABLES, forget_session_state
 from IPython.core.interactiveshell import InteractiveShell
+from kernel_support import start_kernel
 from traitlets.config import Config
 
 import ormagic
@@ -113,3 +115,29 @@ def test_the_shell_keeps_its_history_in_memory_and_starts_with_none(
     assert history.input_hist_raw == [""]
     shell.run_cell("x = 1", store_history=True)
     assert [line for _, _, line in history.get_tail(10, include_latest=True)] == ["x = 1"]
+
+
+@pytest.mark.parametrize("runner", ["ignores", "blocks"])
+def test_a_kernel_is_interrupted_whatever_the_runner_does_with_sigint(
+    fake_openrouter: FakeOpenRouter, runner: str
+) -> None:
+    # a child inherits ignored and blocked signals; the kernel is started from this state
+    if runner == "ignores":
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        kernel = start_kernel(fake_openrouter)
+    finally:
+        if runner == "ignores":
+            signal.signal(signal.SIGINT, previous)
+        else:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    try:
+        execution = kernel.execute(
+            "import time\nprint('asleep', flush=True)\ntime.sleep(3600)", interrupt_after="asleep"
+        )
+        assert execution.status == "error"
+        assert execution.error_text() == "KeyboardInterrupt: "
+    finally:
+        kernel.shutdown()

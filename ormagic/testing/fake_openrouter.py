@@ -831,12 +831,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def stop_on_signals() -> None:
     """Make Ctrl-C (SIGINT) and SIGTERM stop the server, whatever the parent process set.
 
-    A process started with SIGINT ignored (``nohup``, or ``cmd &`` in a non-interactive
-    shell) inherits that, and Python then installs no handler of its own: Ctrl-C and a
-    test's ``send_signal(SIGINT)`` would do nothing and the server would never stop.
+    A process started with SIGINT ignored (``cmd &`` in a non-interactive shell) inherits
+    that, and Python then installs no handler of its own; one started with them blocked
+    (some CI runners) inherits the mask. Either way Ctrl-C and a test's
+    ``send_signal(SIGINT)`` would do nothing and the server would never stop.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
