@@ -3,7 +3,9 @@ price and the cap, the cache, the deferred batch endpoint."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from waiting import eventually
 
 import ormagic
 from ormagic.engine.engine import default_engine, set_default_engine
@@ -40,14 +43,11 @@ def prompt_of(body: Any) -> str:
     return content_text(request_messages(body)[-1]["content"])
 
 
-def echo(
-    prefix: str = "re: ", delays: dict[str, float] | None = None
-) -> Callable[[dict[str, Any]], Reply]:
+def echo(prefix: str = "re: ") -> Callable[[dict[str, Any]], Reply]:
     """Answer each row with its own prompt (so answers can be matched to rows)."""
 
     def respond(body: dict[str, Any]) -> Reply:
-        prompt = prompt_of(body)
-        return StreamReply(text=prefix + prompt, delay=(delays or {}).get(prompt, 0.0))
+        return StreamReply(text=prefix + prompt_of(body))
 
     return respond
 
@@ -59,11 +59,39 @@ def prompts(requests: list[RecordedRequest]) -> list[str]:
 # -- shapes ----------------------------------------------------------------------------------
 
 
+def answer_in_order(fake: FakeOpenRouter, prompts: list[str]) -> threading.Thread:
+    """Hold every prompt but the first until the one before it was answered: the answers
+    then come in this order, however the requests are scheduled."""
+    gates = {p: fake.hold(lambda body, p=p: prompt_of(body) == p) for p in prompts[1:]}
+
+    def answered(prompt: str) -> bool:
+        return any(
+            prompt_of(r.body) == prompt and r.ended is not None for r in fake.chat_requests()
+        )
+
+    def release() -> None:
+        try:
+            for before, then in itertools.pairwise(prompts):
+                eventually(lambda before=before: answered(before), f"{before!r} answered")
+                gates[then].set()
+        finally:
+            for gate in gates.values():
+                gate.set()
+
+    releasing = threading.Thread(target=release, daemon=True)
+    releasing.start()
+    return releasing
+
+
 def test_a_list_comes_back_as_a_list_in_row_order(fake: FakeOpenRouter) -> None:
     # the first row answers last: order comes from the rows, not from the answers
-    fake.respond = echo(delays={"Label b": 0.3, "Label a": 0.1})
+    fake.respond = echo()
+    releasing = answer_in_order(fake, ["Label c", "Label a", "Label b"])
     result = ormagic.map("Label {item}", ["b", "a", "c"], max_tokens=30, progress=False)
+    releasing.join(timeout=60)
     assert result == ["re: Label b", "re: Label a", "re: Label c"]
+    by_end = sorted(fake.chat_requests(), key=lambda r: r.ended or float("inf"))
+    assert prompts(by_end) == ["Label c", "Label a", "Label b"]
     body = fake.chat_requests()[0].body
     assert body["stream"] is False
     assert body["max_tokens"] == 30

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -281,15 +279,29 @@ def test_mid_stream_error_chunk(
     assert len(payloads) == (4 if send_done else 3)  # no finish or usage chunk after an error
 
 
-def test_delay_and_stall_pace_the_stream(
+def test_a_stall_is_silence_after_the_text(
     fake_openrouter: FakeOpenRouter, client: httpx.Client
 ) -> None:
-    fake_openrouter.enqueue(tiny(keepalives=False, stall=0.3))
+    # an hour of silence after the text: the client reads up to the text, then leaves
+    fake_openrouter.enqueue(tiny(keepalives=False, stall=3600))
+    received = b""
     with client.stream("POST", "/chat/completions", json=chat_body()) as response:
-        stamps = [(time.monotonic(), piece) for piece in response.iter_raw()]
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(stamps)]
-    assert max(gaps) >= 0.29
-    assert b'"content":"Hi!"' in stamps[gaps.index(max(gaps))][1]  # the pause follows the text
+        for piece in response.iter_raw():
+            received += piece
+            if b'"content":"Hi!"' in received:
+                break
+    payloads = data_payloads(received)
+    choices = [json.loads(p)["choices"][0] for p in payloads]  # the text ends what came
+    assert [(c["delta"].get("reasoning"), c["delta"]["content"]) for c in choices] == [
+        ("Hmm.", ""),
+        (None, "Hi!"),
+    ]
+    assert [c["finish_reason"] for c in choices] == [None, None]
+    record = fake_openrouter.chat_requests()[-1]
+    # the server was still silent when the client left: it noticed, and never finished
+    eventually(lambda: record.client_disconnected, "the server noticing the client left")
+    stats = client.get("/generation", params={"id": "gen-1-abc"}).json()["data"]
+    assert (stats["cancelled"], stats["finish_reason"]) == (True, None)
 
 
 def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
@@ -297,7 +309,7 @@ def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
 ) -> None:
     before_text, halfway, after_text = threading.Event(), threading.Event(), threading.Event()
     gates = {0: before_text, 4: halfway, 8: after_text}
-    fake_openrouter.enqueue(tiny(text="abcdefgh", chunk_chars=2, keepalives=False, gates=gates))
+    fake_openrouter.enqueue(tiny(text="abcdefgh", chunk_chars=2, gates=gates))
     seen: list[str] = []
 
     def read() -> None:
@@ -305,21 +317,28 @@ def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     seen.append(line[6:])
+                elif line == ": OPENROUTER PROCESSING":
+                    seen.append("keep-alive")
             seen.append("closed")
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
 
     def deltas(key: str) -> list[str]:
-        chunks = [json.loads(d)["choices"] for d in seen if d not in ("[DONE]", "closed")]
+        chunks = [json.loads(d)["choices"] for d in seen if d.startswith("{")]
         return [c[0]["delta"][key] for c in chunks if c and c[0].get("delta", {}).get(key)]
 
     def held_at(expected: list[str], gate: threading.Event) -> None:
+        # held, the server sends a keep-alive every second and nothing else: one that
+        # came after the text so far shows it waited there
         eventually(
-            lambda: "".join(deltas("reasoning")) == "Hmm." and deltas("content") == expected,
-            f"the text reaching {expected}",
+            lambda: (
+                "".join(deltas("reasoning")) == "Hmm."
+                and deltas("content") == expected
+                and seen[-1] == "keep-alive"
+            ),
+            f"the text reaching {expected} and held there",
         )
-        time.sleep(0.2)  # had the gate not held, more would have come meanwhile
         assert deltas("content") == expected and "[DONE]" not in seen
         gate.set()
 
@@ -342,6 +361,7 @@ def test_hold_stops_the_requests_it_matches_before_or_within_their_answer(
     fake_openrouter.enqueue_for("m-b", tiny(text="bbbbbb", chunk_chars=1))
     fake_openrouter.enqueue_for("m-c", tiny(text="cccccc", chunk_chars=1))
     received: dict[str, str] = {}
+    kept_alive_at: dict[str, str] = {}  # the text so far when a keep-alive followed it
 
     def ask(text: str) -> None:
         body = {"model": f"m-{text}", "messages": [{"role": "user", "content": text}]}
@@ -352,14 +372,22 @@ def test_hold_stops_the_requests_it_matches_before_or_within_their_answer(
                     received[text] = received.get(text, "") + (
                         delta[0]["delta"].get("content") or ""
                     )
+                elif line == ": OPENROUTER PROCESSING" and text in received:
+                    kept_alive_at[text] = received[text]
+
+    def asked(text: str) -> bool:
+        return any(r.body["messages"][-1]["content"] == text for r in fake_openrouter.requests)
 
     threads = [threading.Thread(target=ask, args=(t,), daemon=True) for t in "bc"]
     for thread in threads:
         thread.start()
     try:
-        eventually(lambda: received.get("c") == "ccc", "c streaming up to its gate")
-        time.sleep(0.2)  # had the holds not held, more would have come meanwhile
-        assert received == {"c": "ccc"}  # b has not begun; c stopped after 3 characters
+        # c is held after 3 characters: the keep-alives the server sends while it waits
+        # (one a second) come after them; b, asked meanwhile, has not begun
+        eventually(
+            lambda: asked("b") and kept_alive_at.get("c") == "ccc", "c held after 3 characters"
+        )
+        assert received == {"c": "ccc"}
         asks_b.set()
         eventually(lambda: received.get("b") == "bbbbbb", "b answering once let go")
         assert received["c"] == "ccc"
@@ -388,7 +416,8 @@ def test_drop_closes_mid_body(fake_openrouter: FakeOpenRouter, client: httpx.Cli
 def test_client_disconnect_is_recorded(
     fake_openrouter: FakeOpenRouter, client: httpx.Client
 ) -> None:
-    fake_openrouter.enqueue(StreamReply(text="x" * 400, chunk_chars=4, delay=0.02))
+    # silent for an hour after its text: the answer cannot end before the client leaves
+    fake_openrouter.enqueue(StreamReply(text="x" * 400, chunk_chars=4, stall=3600))
     with client.stream("POST", "/chat/completions", json=chat_body()) as response:
         gen_id = response.headers["x-generation-id"]
         next(response.iter_raw())
@@ -413,7 +442,8 @@ def test_complete_stream_is_not_a_disconnect(
 ) -> None:
     fake_openrouter.enqueue(tiny())
     stream_raw(client)
-    time.sleep(0.1)
+    # the handler counts the request out once it has decided how the answer ended
+    eventually(lambda: fake_openrouter.in_flight() == 0, "the answer being over")
     assert fake_openrouter.chat_requests()[0].client_disconnected is False
 
 
