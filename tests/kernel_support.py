@@ -91,10 +91,13 @@ class Kernel:
         timeout: float = 60,
         interrupt_after: str | None = None,
         interrupt_when: Callable[[], bool] | None = None,
+        on_message: Callable[[dict[str, Any]], object] | None = None,
     ) -> Execution:
         """Run ``code``; interrupt once an output contains ``interrupt_after`` (the code,
         which the kernel broadcasts before it runs, does not count), or once
-        ``interrupt_when()`` is true (it is asked about every 50 ms)."""
+        ``interrupt_when()`` is true (it is asked about every 50 ms). ``on_message`` sees
+        each IOPub message of the cell as it arrives (to open a gate of the fake server
+        once the frontend shows something, say)."""
         content = {
             "code": code,
             "silent": False,
@@ -125,6 +128,8 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             execution.messages.append(message)
+            if on_message is not None:
+                on_message(message)
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 idle = True
             if (

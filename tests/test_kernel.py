@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,9 @@ def test_rerun_replaces_the_cells_turn(kernel: Kernel, server: FakeOpenRouter) -
 
 def test_interrupt_keeps_partial_answer(kernel: Kernel, server: FakeOpenRouter) -> None:
     words = " ".join(f"word{i}" for i in range(400))
-    server.enqueue(StreamReply(text=words, chunk_chars=6, delay=0.03))
+    # the answer stops after 60 characters (word9): it is mid-way when the interrupt comes
+    held = threading.Event()  # never opened
+    server.enqueue(StreamReply(text=words, chunk_chars=6, gates={60: held}))
     execution = kernel.execute("%%chat -c stop\nTalk slowly.", interrupt_after="word3", timeout=60)
     assert execution.status == "error"
     assert (
@@ -433,15 +436,16 @@ def test_server_error_and_read_timeout(kernel: Kernel, server: FakeOpenRouter) -
         "UsageError: OpenRouter error 500: Internal Server Error. "
         "Try again or choose another model."
     )
-    kernel.execute("%config ChatMagics.read_timeout = 0.5")
+    kernel.execute("%config ChatMagics.read_timeout = 2.0")
     try:
-        server.enqueue(StreamReply(text="Slow start", stall=3.0))
+        # silent for an hour after the text: only the read timeout can end the answer
+        server.enqueue(StreamReply(text="Slow start", stall=3600))
         stalled = kernel.execute("%%chat -c slow\nHi")
     finally:
         kernel.execute("%config ChatMagics.read_timeout = 300.0")
     assert stalled.status == "error"
     assert stalled.error_text() == (
-        "UsageError: Nothing arrived for 0.5 s, so the answer was cut short; what arrived is kept."
+        "UsageError: Nothing arrived for 2 s, so the answer was cut short; what arrived is kept."
     )
     assert answer_output(stalled)["data"]["text/plain"] == "Slow start"
 

@@ -4,6 +4,7 @@ of each round, and what a frontend receives, live and final."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -235,9 +236,10 @@ def test_a_two_round_exchange(kernel: Kernel, server: FakeOpenRouter) -> None:
 
 def test_an_interrupt_in_the_middle_of_round_two(kernel: Kernel, server: FakeOpenRouter) -> None:
     words = " ".join(f"word{i}" for i in range(400))
+    held = threading.Event()  # never opened: round two is mid-way when the interrupt comes
     server.enqueue(
         StreamReply(text="", tool_calls=[ToolCall("list_variables", {}, "vars")]),
-        StreamReply(text=words, chunk_chars=6, delay=0.03),
+        StreamReply(text=words, chunk_chars=6, gates={60: held}),
     )
     execution = kernel.execute("%%chat -c stop\nTalk slowly.", interrupt_after="word3")
     assert execution.status == "error"
