@@ -109,6 +109,21 @@ def fake_env(fake_openrouter: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -
     return fake_openrouter
 
 
+def new_shell() -> InteractiveShell:
+    """A fresh IPython shell (the instance) whose history is in memory and empty.
+
+    In memory: nothing of another test or of the user is seen, and no shell is left
+    holding a database in a temporary directory (IPython writes to it at exit).
+    """
+    InteractiveShell.clear_instance()
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    ip = InteractiveShell.instance(config=config)
+    # IPython >= 9.1 keeps outputs in a class-level dict shared by every shell: start clean
+    ip.history_manager.reset()
+    return ip
+
+
 @pytest.fixture
 def shell(fake_env: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     """A real IPython shell with ``%load_ext ormagic``, pointed at the fake.
@@ -118,12 +133,7 @@ def shell(fake_env: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """
     for name in _LAST_ERROR_ATTRS:
         monkeypatch.delattr(sys, name, raising=False)
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
-    # IPython >= 9.1 keeps outputs in a class-level dict shared by every shell: start clean
-    ip.history_manager.reset()
+    ip = new_shell()
     ip.run_line_magic("load_ext", "ormagic")
     yield ip
     ip.run_line_magic("unload_ext", "ormagic")

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BEHAVIOUR_VARIABLES, forget_session_state
+from conftest import BEHAVIOUR_VARIABLES, forget_session_state, new_shell
 from IPython.core.interactiveshell import InteractiveShell
 from kernel_support import start_kernel
-from traitlets.config import Config
 
 import ormagic
 from ormagic.api.hooks import publisher_factory, set_publisher_factory
@@ -58,7 +57,18 @@ def test_a_users_settings_do_not_reach_the_tests(tmp_path: Path) -> None:
         "tests/test_isolation.py::test_a_test_has_its_own_directories_and_none_of_the_users_settings",
     ]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        # its own basetemp: a numbered one would count towards those pytest prunes
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "basetemp"),
+            *tests,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -74,10 +84,7 @@ def test_a_users_settings_do_not_reach_the_tests(tmp_path: Path) -> None:
 def test_forgetting_the_session_state_leaves_nothing_behind(fake_env: FakeOpenRouter) -> None:
     # what a test can leave behind: the extension loaded on a shell it never unloads, a
     # configured session engine, a registered tool, a notebook publisher, a last batch
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
+    shell = new_shell()
     try:
         shell.run_line_magic("load_ext", "ormagic")
 
