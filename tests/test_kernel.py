@@ -230,9 +230,11 @@ def test_interrupt_keeps_partial_answer(kernel: Kernel, server: FakeOpenRouter) 
 
     # no usage came with the stream; %chat usage asks OpenRouter what it cost (OpenRouter,
     # like the fake, may need a moment before it knows)
+    # (its row: other tests' turns in this kernel may have a cost nobody can know)
     def usage_known() -> bool:
         usage = kernel.execute("%chat usage").of_type("display_data")[0]["content"]["data"]
-        return "cost unknown" not in usage["text/plain"]
+        [row] = [line for line in usage["text/plain"].splitlines() if line.startswith("stop ")]
+        return "cost unknown" not in row
 
     eventually(usage_known, "%chat usage finding the interrupted turn's cost")
     cost = value(kernel, "__import__('ormagic').conversation('stop').turns[0].cost")

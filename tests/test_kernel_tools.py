@@ -50,6 +50,9 @@ def displayed(execution: Execution) -> list[dict[str, Any]]:
 
 @pytest.fixture(autouse=True)
 def _kernel_sales(kernel: Kernel) -> None:
+    """The module's kernel holds ``sales`` and no variable another test defined (the
+    model's list_variables would list it)."""
+    assert kernel.execute("%reset_selective -f .").status == "ok"
     assert kernel.execute(SALES_CELL).status == "ok"
 
 
