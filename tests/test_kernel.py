@@ -74,7 +74,8 @@ def test_answer_reasoning_and_footer(kernel: Kernel, server: FakeOpenRouter) -> 
     assert usage["completion_tokens"] > 0
     footer = footer_text(execution)
     assert footer.startswith("deepseek/deepseek-v4-flash via DeepSeek · ")
-    assert f"{usage['prompt_tokens']} in / {usage['completion_tokens']} out" in footer
+    # as shown: the prompt carries this kernel's earlier cells, over 999 tokens late in a run
+    assert f"{usage['prompt_tokens']:,} in / {usage['completion_tokens']:,} out" in footer
     assert "$" in footer and " s · " in footer
     # the live widget streamed: Accordion opened expanded with the "Thinking…" title
     [accordion] = widget_states(execution, "AccordionModel")
