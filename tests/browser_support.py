@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from processes import default_stop_signals
+
 CHROMIUM = os.environ.get("ORMAGIC_CHROMIUM", "/usr/bin/chromium")
 # Chromium as root in a sandbox with a closed network (../.library env notes)
 CHROMIUM_ARGS = [
@@ -122,7 +124,12 @@ class JupyterServer:
         ]
         with open(self.log, "wb") as log:
             self._process = subprocess.Popen(
-                args, env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+                args,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                preexec_fn=default_stop_signals,  # its kernels inherit it: interrupts work
             )
         wait_for(self._up, f"jupyter {self.app} answering on {self.url} (log: {self.log})")
         return self

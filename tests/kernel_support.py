@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.manager import KernelManager
+from processes import default_stop_signals
 
 
 @dataclass
@@ -67,12 +68,17 @@ class Execution:
 
 
 class Kernel:
-    """Start an ipykernel with a given environment; run code with optional cell ids."""
+    """Start an ipykernel with a given environment; run code with optional cell ids.
+
+    The environment is this process's (which the suite's conftest cleans of the user's
+    settings) with ``env`` over it. The kernel starts with SIGINT and SIGTERM at their
+    defaults and unblocked, so an interrupt works whatever the test runner inherited.
+    """
 
     def __init__(self, env: dict[str, str]) -> None:
         full_env = {**os.environ, **env}
         self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=full_env)
+        self.manager.start_kernel(env=full_env, preexec_fn=default_stop_signals)
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
@@ -85,9 +91,13 @@ class Kernel:
         timeout: float = 60,
         interrupt_after: str | None = None,
         interrupt_when: Callable[[], bool] | None = None,
+        on_message: Callable[[dict[str, Any]], object] | None = None,
     ) -> Execution:
-        """Run ``code``; interrupt once an output contains ``interrupt_after``, or once
-        ``interrupt_when()`` is true (it is asked about every 50 ms)."""
+        """Run ``code``; interrupt once an output contains ``interrupt_after`` (the code,
+        which the kernel broadcasts before it runs, does not count), or once
+        ``interrupt_when()`` is true (it is asked about every 50 ms). ``on_message`` sees
+        each IOPub message of the cell as it arrives (to open a gate of the fake server
+        once the frontend shows something, say)."""
         content = {
             "code": code,
             "silent": False,
@@ -118,9 +128,16 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             execution.messages.append(message)
+            if on_message is not None:
+                on_message(message)
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 idle = True
-            if interrupt_after and not interrupted and interrupt_after in str(message["content"]):
+            if (
+                interrupt_after
+                and not interrupted
+                and message["msg_type"] != "execute_input"  # the code itself: not an output
+                and interrupt_after in str(message["content"])
+            ):
                 self.manager.interrupt_kernel()
                 interrupted = True
         execution.reply = self._reply_to(msg_id, timeout)

@@ -10,13 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import ormagic
-from ormagic.engine.engine import set_default_engine
 from ormagic.errors import AuthenticationError, ConfigError, MissingKeyError
 from ormagic.events import Event, Finished, ReasoningDelta, TextDelta, Usage
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, StreamReply
@@ -131,11 +129,10 @@ def test_a_script_asks_and_streams_without_jupyter(fake_openrouter: FakeOpenRout
 
 
 @pytest.fixture
-def api(fake_env: FakeOpenRouter) -> Iterator[FakeOpenRouter]:
-    """A fresh default engine for ``ormagic.ask``, pointed at the fake server."""
-    set_default_engine(None)
-    yield fake_env
-    set_default_engine(None)
+def api(fake_env: FakeOpenRouter) -> FakeOpenRouter:
+    """The fake server, for ``ormagic.ask``'s default engine (each test starts with none:
+    conftest)."""
+    return fake_env
 
 
 def test_answer_fields_and_events(api: FakeOpenRouter) -> None:

@@ -4,7 +4,6 @@ loopback against the fake server, the API key read on the workers and never in t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from distributed import Client, LocalCluster, wait
 
 import ormagic
-from ormagic.engine.engine import set_default_engine
 from ormagic.errors import MissingKeyError
 from ormagic.testing._replies import content_text, request_messages
 from ormagic.testing.fake_openrouter import FAKE_API_KEY, FakeOpenRouter, Reply, StreamReply
@@ -32,12 +30,10 @@ def echo(body: dict[str, Any]) -> Reply:
 @pytest.fixture
 def fake(
     fake_env: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeOpenRouter]:
+) -> FakeOpenRouter:
     monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    set_default_engine(None)
     fake_env.respond = echo
-    yield fake_env
-    set_default_engine(None)
+    return fake_env
 
 
 def frame(n: int = 12) -> pd.DataFrame:

@@ -4,12 +4,13 @@ price and the cap, the cache, the deferred batch endpoint."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,26 +40,22 @@ from ormagic.testing.fake_openrouter import (
 @pytest.fixture
 def fake(
     fake_env: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeOpenRouter]:
-    """The fake server, a fresh cache directory and a fresh session engine."""
+) -> FakeOpenRouter:
+    """The fake server and a fresh cache directory (each test starts with no session
+    engine: conftest)."""
     monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    set_default_engine(None)
-    yield fake_env
-    set_default_engine(None)
+    return fake_env
 
 
 def prompt_of(body: Any) -> str:
     return content_text(request_messages(body)[-1]["content"])
 
 
-def echo(
-    prefix: str = "re: ", delays: dict[str, float] | None = None
-) -> Callable[[dict[str, Any]], Reply]:
+def echo(prefix: str = "re: ") -> Callable[[dict[str, Any]], Reply]:
     """Answer each row with its own prompt (so answers can be matched to rows)."""
 
     def respond(body: dict[str, Any]) -> Reply:
-        prompt = prompt_of(body)
-        return StreamReply(text=prefix + prompt, delay=(delays or {}).get(prompt, 0.0))
+        return StreamReply(text=prefix + prompt_of(body))
 
     return respond
 
@@ -70,11 +67,39 @@ def prompts(requests: list[RecordedRequest]) -> list[str]:
 # -- shapes ----------------------------------------------------------------------------------
 
 
+def answer_in_order(fake: FakeOpenRouter, prompts: list[str]) -> threading.Thread:
+    """Hold every prompt but the first until the one before it was answered: the answers
+    then come in this order, however the requests are scheduled."""
+    gates = {p: fake.hold(lambda body, p=p: prompt_of(body) == p) for p in prompts[1:]}
+
+    def answered(prompt: str) -> bool:
+        return any(
+            prompt_of(r.body) == prompt and r.ended is not None for r in fake.chat_requests()
+        )
+
+    def release() -> None:
+        try:
+            for before, then in itertools.pairwise(prompts):
+                eventually(lambda before=before: answered(before), f"{before!r} answered")
+                gates[then].set()
+        finally:
+            for gate in gates.values():
+                gate.set()
+
+    releasing = threading.Thread(target=release, daemon=True)
+    releasing.start()
+    return releasing
+
+
 def test_a_list_comes_back_as_a_list_in_row_order(fake: FakeOpenRouter) -> None:
     # the first row answers last: order comes from the rows, not from the answers
-    fake.respond = echo(delays={"Label b": 0.3, "Label a": 0.1})
+    fake.respond = echo()
+    releasing = answer_in_order(fake, ["Label c", "Label a", "Label b"])
     result = ormagic.map("Label {item}", ["b", "a", "c"], max_tokens=30, progress=False)
+    releasing.join(timeout=60)
     assert result == ["re: Label b", "re: Label a", "re: Label c"]
+    by_end = sorted(fake.chat_requests(), key=lambda r: r.ended or float("inf"))
+    assert prompts(by_end) == ["Label c", "Label a", "Label b"]
     body = fake.chat_requests()[0].body
     assert body["stream"] is False
     assert body["max_tokens"] == 30
@@ -283,8 +308,8 @@ def test_a_400_every_row_gets_stops_the_batch_after_five(fake: FakeOpenRouter) -
     assert {(r["status"], r["error"]) for r in report[5:]} == {("skipped", stopped)}
     assert len(fake.chat_requests()) == 5
     # the rows not sent are not kept as failures: a re-run sends them
-    fake.respond = echo()
     fake.reset()
+    fake.respond = echo()
     again = ormagic.map("Label {item}", rows, max_tokens=10, concurrency=1, progress=False)
     assert again == [f"re: Label {row}" for row in rows]
 
@@ -431,15 +456,18 @@ def test_the_cap_reached_mid_batch_stops_cleanly(fake: FakeOpenRouter) -> None:
 
 def test_a_rerun_sends_only_the_rows_it_has_not_seen(fake: FakeOpenRouter) -> None:
     broken = {"Label c"}
-    fake.respond = lambda body: (
-        ErrorReply(400, "Try later")
-        if prompt_of(body) in broken
-        else StreamReply(text="ok " + prompt_of(body))
-    )
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if prompt_of(body) in broken:
+            return ErrorReply(400, "Try later")
+        return StreamReply(text="ok " + prompt_of(body))
+
+    fake.respond = respond
     first = ormagic.map("Label {item}", ["a", "b", "c"], max_tokens=20, progress=False)
     assert first == ["ok Label a", "ok Label b", None]
     broken.clear()
-    fake.reset()
+    fake.reset()  # forgets the requests, and the settings: respond is set again
+    fake.respond = respond
     second = ormagic.map("Label {item}", ["a", "b", "c", "d", "e"], max_tokens=20, progress=False)
     assert second == [f"ok Label {x}" for x in "abcde"]
     assert sorted(prompts(fake.chat_requests())) == ["Label c", "Label d", "Label e"]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from ormagic.engine.engine import set_default_engine
 from ormagic.jupyter.each import _one_model
 from ormagic.testing._replies import content_text, request_messages
 from ormagic.testing.fake_openrouter import ErrorReply, FakeOpenRouter, Reply, StreamReply
@@ -26,19 +23,13 @@ def echo(body: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def shell(
-    fake_env: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("ORMAGIC_CACHE_DIR", str(tmp_path / "cache"))
-    set_default_engine(None)
+def shell(shell: InteractiveShell, fake_env: FakeOpenRouter) -> InteractiveShell:
+    """conftest's shell, with every row answered by its own prompt and ``df`` defined."""
     fake_env.respond = echo
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "ormagic")
-    ip.run_cell("import pandas as pd\ndf = pd.DataFrame({'text': ['tea', 'soup']}, index=[3, 1])")
-    yield ip
-    ip.run_line_magic("unload_ext", "ormagic")
-    InteractiveShell.clear_instance()
+    shell.run_cell(
+        "import pandas as pd\ndf = pd.DataFrame({'text': ['tea', 'soup']}, index=[3, 1])"
+    )
+    return shell
 
 
 def error_line(ip: InteractiveShell, cell: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -82,6 +73,7 @@ def test_context_is_sent_with_each_row_only_when_asked(
     shell.run_cell("%%chat --each df --max-tokens 20\n{text}", store_history=True)
     assert sorted(prompt_of(r.body) for r in fake_env.chat_requests()) == ["soup", "tea"]
     fake_env.reset()
+    fake_env.respond = echo
     shell.run_cell("%%chat --each df --max-tokens 20 --context all\n{text}", store_history=True)
     sent = [prompt_of(r.body) for r in fake_env.chat_requests()]
     assert all(text.startswith("Notebook context") and "marker = 41 + 1" in text for text in sent)

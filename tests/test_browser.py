@@ -113,6 +113,14 @@ def fake() -> Iterator[FakeOpenRouter]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake: FakeOpenRouter) -> Iterator[None]:
+    """Nothing scripted, held or changed by another test (after: a held request goes)."""
+    fake.reset()
+    yield
+    fake.reset()
+
+
 @pytest.fixture(scope="module", params=APPS)
 def jupyter(
     request: pytest.FixtureRequest, fake: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -509,7 +508,8 @@ def test_dropped_connection_ends_with_transport_error(
 def test_leaving_the_loop_early_disconnects(
     fake_openrouter: FakeOpenRouter, client: OpenRouterClient
 ) -> None:
-    fake_openrouter.enqueue(StreamReply(text="word " * 100, chunk_chars=5, delay=0.02))
+    # after its words the answer goes silent for an hour: only the client's leaving ends it
+    fake_openrouter.enqueue(StreamReply(text="word " * 100, chunk_chars=5, stall=3600))
     with client.stream_chat(ChatRequest(QUESTION)) as events:
         for event in events:
             if isinstance(event, TextDelta):
@@ -631,7 +631,10 @@ def test_get_generation_not_ready_then_ready(
 
 
 def test_the_generation_id_is_known_before_any_event(fake_openrouter: FakeOpenRouter) -> None:
-    fake_openrouter.enqueue(StreamReply(text="x" * 50, chunk_chars=1, delay=0.01))
+    # the answer stops after 10 characters until the test ends: the client surely leaves
+    # in the middle of it, however slow the machine
+    fake_openrouter.hold(lambda body: True, at=10)
+    fake_openrouter.enqueue(StreamReply(text="x" * 50, chunk_chars=1))
     settings = ClientSettings(
         api_key=Secret(fake_openrouter.api_key), base_url=fake_openrouter.base_url
     )
@@ -640,12 +643,17 @@ def test_the_generation_id_is_known_before_any_event(fake_openrouter: FakeOpenRo
             announced = events.generation_id
             next(events)  # leave after the first event, as an interrupt would
         assert announced is not None and announced.startswith("gen-")
+
         # the server records a cancelled generation once it notices the disconnect
-        for _ in range(40):
+        def stats() -> dict[str, Any] | None:
             try:
-                stats = client.get_generation(announced)
-                break
+                return client.get_generation(announced)
             except NotFoundError:
-                time.sleep(0.05)
-        assert stats["id"] == announced
-        assert stats["cancelled"] is True
+                return None
+
+        found = eventually(stats, "the cancelled generation's stats")
+        assert (found["id"], found["cancelled"], found["finish_reason"]) == (
+            announced,
+            True,
+            None,
+        )

@@ -196,11 +196,15 @@ def test_nothing_is_recorded_when_no_model_answers(
 def test_an_interrupt_stops_every_stream_and_keeps_what_arrived(
     engine: Engine, fake_openrouter: FakeOpenRouter
 ) -> None:
-    # A streams slowly; B sends its words and then goes silent (a read blocked on it)
+    # A stops after 60 characters, B after its words, sent in one piece (a read blocked
+    # on it): both are mid-answer when the interrupt comes, however slow the machine
+    held = threading.Event()  # never opened: the interrupt ends both
     fake_openrouter.enqueue_for(
-        A, StreamReply(text="alpha " * 200, delay=0.05, wait_for_in_flight=2)
+        A, StreamReply(text="alpha " * 200, gates={60: held}, wait_for_in_flight=2)
     )
-    fake_openrouter.enqueue_for(B, StreamReply(text="bravo " * 3, stall=120, wait_for_in_flight=2))
+    fake_openrouter.enqueue_for(
+        B, StreamReply(text="bravo " * 3, chunk_chars=18, stall=120, wait_for_in_flight=2)
+    )
     view = StopWhenBothShow()
     result = compare(engine, "Q", AskOptions(conversation="stop"), [A, B], view=view)
     assert result.interrupted

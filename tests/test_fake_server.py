@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from processes import STOP_SIGNALS, default_stop_signals
 from waiting import eventually
 
 from ormagic.testing.fake_openrouter import (
@@ -280,15 +279,29 @@ def test_mid_stream_error_chunk(
     assert len(payloads) == (4 if send_done else 3)  # no finish or usage chunk after an error
 
 
-def test_delay_and_stall_pace_the_stream(
+def test_a_stall_is_silence_after_the_text(
     fake_openrouter: FakeOpenRouter, client: httpx.Client
 ) -> None:
-    fake_openrouter.enqueue(tiny(keepalives=False, stall=0.3))
+    # an hour of silence after the text: the client reads up to the text, then leaves
+    fake_openrouter.enqueue(tiny(keepalives=False, stall=3600))
+    received = b""
     with client.stream("POST", "/chat/completions", json=chat_body()) as response:
-        stamps = [(time.monotonic(), piece) for piece in response.iter_raw()]
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(stamps)]
-    assert max(gaps) >= 0.29
-    assert b'"content":"Hi!"' in stamps[gaps.index(max(gaps))][1]  # the pause follows the text
+        for piece in response.iter_raw():
+            received += piece
+            if b'"content":"Hi!"' in received:
+                break
+    payloads = data_payloads(received)
+    choices = [json.loads(p)["choices"][0] for p in payloads]  # the text ends what came
+    assert [(c["delta"].get("reasoning"), c["delta"]["content"]) for c in choices] == [
+        ("Hmm.", ""),
+        (None, "Hi!"),
+    ]
+    assert [c["finish_reason"] for c in choices] == [None, None]
+    record = fake_openrouter.chat_requests()[-1]
+    # the server was still silent when the client left: it noticed, and never finished
+    eventually(lambda: record.client_disconnected, "the server noticing the client left")
+    stats = client.get("/generation", params={"id": "gen-1-abc"}).json()["data"]
+    assert (stats["cancelled"], stats["finish_reason"]) == (True, None)
 
 
 def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
@@ -296,7 +309,7 @@ def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
 ) -> None:
     before_text, halfway, after_text = threading.Event(), threading.Event(), threading.Event()
     gates = {0: before_text, 4: halfway, 8: after_text}
-    fake_openrouter.enqueue(tiny(text="abcdefgh", chunk_chars=2, keepalives=False, gates=gates))
+    fake_openrouter.enqueue(tiny(text="abcdefgh", chunk_chars=2, gates=gates))
     seen: list[str] = []
 
     def read() -> None:
@@ -304,21 +317,28 @@ def test_gates_hold_the_stream_where_a_test_looks_until_it_opens_them(
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     seen.append(line[6:])
+                elif line == ": OPENROUTER PROCESSING":
+                    seen.append("keep-alive")
             seen.append("closed")
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
 
     def deltas(key: str) -> list[str]:
-        chunks = [json.loads(d)["choices"] for d in seen if d not in ("[DONE]", "closed")]
+        chunks = [json.loads(d)["choices"] for d in seen if d.startswith("{")]
         return [c[0]["delta"][key] for c in chunks if c and c[0].get("delta", {}).get(key)]
 
     def held_at(expected: list[str], gate: threading.Event) -> None:
+        # held, the server sends a keep-alive every second and nothing else: one that
+        # came after the text so far shows it waited there
         eventually(
-            lambda: "".join(deltas("reasoning")) == "Hmm." and deltas("content") == expected,
-            f"the text reaching {expected}",
+            lambda: (
+                "".join(deltas("reasoning")) == "Hmm."
+                and deltas("content") == expected
+                and seen[-1] == "keep-alive"
+            ),
+            f"the text reaching {expected} and held there",
         )
-        time.sleep(0.2)  # had the gate not held, more would have come meanwhile
         assert deltas("content") == expected and "[DONE]" not in seen
         gate.set()
 
@@ -341,6 +361,7 @@ def test_hold_stops_the_requests_it_matches_before_or_within_their_answer(
     fake_openrouter.enqueue_for("m-b", tiny(text="bbbbbb", chunk_chars=1))
     fake_openrouter.enqueue_for("m-c", tiny(text="cccccc", chunk_chars=1))
     received: dict[str, str] = {}
+    kept_alive_at: dict[str, str] = {}  # the text so far when a keep-alive followed it
 
     def ask(text: str) -> None:
         body = {"model": f"m-{text}", "messages": [{"role": "user", "content": text}]}
@@ -351,14 +372,22 @@ def test_hold_stops_the_requests_it_matches_before_or_within_their_answer(
                     received[text] = received.get(text, "") + (
                         delta[0]["delta"].get("content") or ""
                     )
+                elif line == ": OPENROUTER PROCESSING" and text in received:
+                    kept_alive_at[text] = received[text]
+
+    def asked(text: str) -> bool:
+        return any(r.body["messages"][-1]["content"] == text for r in fake_openrouter.requests)
 
     threads = [threading.Thread(target=ask, args=(t,), daemon=True) for t in "bc"]
     for thread in threads:
         thread.start()
     try:
-        eventually(lambda: received.get("c") == "ccc", "c streaming up to its gate")
-        time.sleep(0.2)  # had the holds not held, more would have come meanwhile
-        assert received == {"c": "ccc"}  # b has not begun; c stopped after 3 characters
+        # c is held after 3 characters: the keep-alives the server sends while it waits
+        # (one a second) come after them; b, asked meanwhile, has not begun
+        eventually(
+            lambda: asked("b") and kept_alive_at.get("c") == "ccc", "c held after 3 characters"
+        )
+        assert received == {"c": "ccc"}
         asks_b.set()
         eventually(lambda: received.get("b") == "bbbbbb", "b answering once let go")
         assert received["c"] == "ccc"
@@ -387,7 +416,8 @@ def test_drop_closes_mid_body(fake_openrouter: FakeOpenRouter, client: httpx.Cli
 def test_client_disconnect_is_recorded(
     fake_openrouter: FakeOpenRouter, client: httpx.Client
 ) -> None:
-    fake_openrouter.enqueue(StreamReply(text="x" * 400, chunk_chars=4, delay=0.02))
+    # silent for an hour after its text: the answer cannot end before the client leaves
+    fake_openrouter.enqueue(StreamReply(text="x" * 400, chunk_chars=4, stall=3600))
     with client.stream("POST", "/chat/completions", json=chat_body()) as response:
         gen_id = response.headers["x-generation-id"]
         next(response.iter_raw())
@@ -412,7 +442,8 @@ def test_complete_stream_is_not_a_disconnect(
 ) -> None:
     fake_openrouter.enqueue(tiny())
     stream_raw(client)
-    time.sleep(0.1)
+    # the handler counts the request out once it has decided how the answer ended
+    eventually(lambda: fake_openrouter.in_flight() == 0, "the answer being over")
     assert fake_openrouter.chat_requests()[0].client_disconnected is False
 
 
@@ -624,6 +655,73 @@ def test_records_include_rejected_requests_and_reset_clears(
     assert answer["choices"][0]["message"]["content"].startswith("You asked:")
 
 
+SETTINGS = (
+    "models",
+    "endpoints",
+    "key_info",
+    "fallback",
+    "respond",
+    "latency",
+    "models_delay",
+    "generation_delay_polls",
+    "in_flight_wait",
+)
+
+
+def settings(fake: FakeOpenRouter) -> dict[str, Any]:
+    knobs = {name: getattr(fake, name) for name in SETTINGS}
+    return {**knobs, "batches": (fake.batches.polls_per_status, fake.batches.end_with)}
+
+
+def test_reset_puts_every_setting_back_and_lets_held_requests_go(
+    fake_openrouter: FakeOpenRouter,
+) -> None:
+    fake = fake_openrouter
+    new = settings(FakeOpenRouter())
+    assert settings(fake) == new
+    held = fake.hold(lambda body: True)
+    answers: list[int] = []
+    url = fake.base_url + "/chat/completions"
+    asking = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(url, json=chat_body(stream=False), headers=AUTH, timeout=60).status_code
+        )
+    )
+    asking.start()
+    eventually(lambda: fake.chat_requests(), "the held request arriving")
+    log = fake.log = lambda line: None
+    fake.models[0]["pricing"]["prompt"] = "1"  # changed in place, too
+    fake.models.append({"id": "x/y"})
+    fake.endpoints = {}
+    fake.key_info = {"label": "changed"}
+    fake.fallback = StreamReply(text="fallback")
+    fake.respond = lambda body: ErrorReply(500, "respond")
+    fake.latency = fake.models_delay = 3600
+    fake.generation_delay_polls = 5
+    fake.in_flight_wait = 0.1
+    fake.batches.polls_per_status, fake.batches.end_with = 9, "failed"
+    fake.reset()
+    asking.join(timeout=60)
+    assert answers == [200] and held.is_set()
+    assert settings(fake) == new
+    assert fake.log is log  # it only watches
+    assert fake.requests == []
+    fake.hold(lambda body: True)
+    fake.reset()
+    answer = httpx.post(url, json=chat_body(stream=False), headers=AUTH, timeout=60)
+    assert answer.json()["choices"][0]["message"]["content"].startswith("You asked:")
+
+
+def test_reset_keeps_the_catalogue_and_demo_answers_the_server_was_made_with() -> None:
+    catalogue = [{"id": "only/one", "pricing": {"prompt": "0", "completion": "0"}}]
+    with FakeOpenRouter(models=catalogue, demo=True) as fake:
+        fake.models[0]["id"] = "changed"
+        fake.respond = None
+        fake.reset()
+        assert fake.models == catalogue and fake.models is not catalogue
+        assert fake.respond is FakeOpenRouter(demo=True).respond is not None
+
+
 def test_record_type_defaults() -> None:
     record = RecordedRequest("GET", "/api/v1/models", {}, {}, None)
     assert (record.client_disconnected, record.raw_body) == (False, b"")
@@ -772,28 +870,42 @@ def test_base_url_needs_a_started_server() -> None:
 
 
 def _ignore_stop_signals() -> None:
-    """What ``nohup`` or ``cmd &`` in a non-interactive shell leave a child process with."""
+    """What ``cmd &`` in a non-interactive shell leaves a child process with."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _block_stop_signals() -> None:
+    """What some CI runners leave a child process with: the signals blocked."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+# how the parent leaves SIGINT and SIGTERM to the server: never this test runner's own
+PARENTS = {
+    "default": default_stop_signals,
+    "ignoring": _ignore_stop_signals,
+    "blocking": _block_stop_signals,
+}
+
+
 @pytest.mark.parametrize(
-    ("module", "stop", "parent_ignores_signals"),
+    ("module", "stop", "parent"),
     [
-        ("ormagic.testing.fake_openrouter", signal.SIGINT, False),
-        ("ormagic.testing", signal.SIGINT, True),
-        ("ormagic.testing", signal.SIGTERM, True),
+        ("ormagic.testing.fake_openrouter", signal.SIGINT, "default"),
+        ("ormagic.testing", signal.SIGINT, "ignoring"),
+        ("ormagic.testing", signal.SIGTERM, "ignoring"),
+        ("ormagic.testing", signal.SIGINT, "blocking"),
     ],
 )
 def test_command_line_prints_exports_logs_requests_and_stops(
-    module: str, stop: signal.Signals, parent_ignores_signals: bool
+    module: str, stop: signal.Signals, parent: str
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--port", "0", "--key", "sk-or-v1-cli"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_stop_signals if parent_ignores_signals else None,
+        preexec_fn=PARENTS[parent],
     )
     try:
         assert process.stdout is not None

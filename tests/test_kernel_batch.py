@@ -28,19 +28,12 @@ def kernel(server: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> 
     k.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def _plain_server(server: FakeOpenRouter) -> Iterator[None]:
-    yield
-    server.respond, server.latency = None, 0.0
-
-
 def prompt_of(body: Any) -> str:
     return content_text(request_messages(body)[-1]["content"])
 
 
 def echo(body: dict[str, Any]) -> Reply:
-    prompt = prompt_of(body)
-    return StreamReply(text="re: " + prompt, delay=60.0 if "slow" in prompt else 0.0)
+    return StreamReply(text="re: " + prompt_of(body))
 
 
 def texts(execution: Execution) -> list[str]:
@@ -104,6 +97,7 @@ def test_the_stop_button_keeps_finished_rows_closes_the_rest_and_a_rerun_sends_o
     kernel: Kernel, server: FakeOpenRouter
 ) -> None:
     server.respond = echo
+    server.hold(lambda body: "slow" in prompt_of(body))  # until the test ends (reset)
     kernel.execute("items = ['fast a', 'slow b', 'fast c', 'slow d']")
     cell = "%%chat --each items -o out --concurrency 4 --max-tokens 20\n{item}"
     execution = kernel.execute(cell, interrupt_after="2 / 4 rows", timeout=60)

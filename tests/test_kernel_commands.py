@@ -178,18 +178,14 @@ def test_key_shows_limits_never_the_key(kernel: Kernel, server: FakeOpenRouter) 
 
 
 def test_key_label_holding_the_key_is_hidden(kernel: Kernel, server: FakeOpenRouter) -> None:
-    saved = server.key_info
     server.key_info = {
-        **saved,
+        **server.key_info,
         "label": f"my key {server.api_key}",
         "limit": None,
         "limit_remaining": None,
         "usage": 0.75,
     }
-    try:
-        reply = shown(ok(kernel, server, "%chat key"))  # command() checks the key is absent
-    finally:
-        server.key_info = saved
+    reply = shown(ok(kernel, server, "%chat key"))  # command() checks the key is absent
     assert reply["text/plain"] == (
         "label      (hidden)\n"
         "limit      none\n"
@@ -220,9 +216,24 @@ def test_answer_metadata_is_what_the_fake_sent(kernel: Kernel, server: FakeOpenR
         )
     )
     execution = ok(kernel, server, f"%%chat -c meta -m {SONNET} --fallback {NANO}\nHi")
-    answer, _ = answer_and_footer(execution)
+    answer, footer = answer_and_footer(execution)
     metadata = dict(answer["metadata"]["ormagic"])
-    assert metadata.pop("elapsed") >= 0
+    # the time it took is whatever it was: seconds to the millisecond here, and in the
+    # footer to the tenth, with the output speed it gives
+    elapsed = metadata.pop("elapsed")
+    assert type(elapsed) is float and elapsed >= 0 and round(elapsed, 3) == elapsed
+    shown = re.fullmatch(
+        rf"⚠ answered by {re.escape(NANO)} \(fallback; asked for {re.escape(SONNET)}\) via "
+        r"Chutes · 2,048 in / 256 out \(64 reasoning\) · \$0\.000421 · (\d+\.\d) s"
+        r"(?: · (\d+\.\d) tok/s)?",
+        footer,
+    )
+    assert shown is not None, footer
+    seconds, speed = shown.groups()
+    assert abs(float(seconds) - elapsed) <= 0.05 + 0.0005 + 1e-9  # both rounded
+    if speed is not None:  # 256 tokens over the unrounded time: within the rounding
+        fastest = 256 / max(elapsed - 0.0005, 1e-9)
+        assert 256 / (elapsed + 0.0005) - 0.05 <= float(speed) <= fastest + 0.05
     assert isinstance(metadata.pop("session_id"), str)
     assert metadata == {
         "format": 1,

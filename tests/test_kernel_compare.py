@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,16 @@ def overlap(server: FakeOpenRouter) -> bool:
 def test_two_models_stream_at_once_in_columns_and_save_one_table(
     kernel: Kernel, server: FakeOpenRouter
 ) -> None:
+    # each answer stops halfway (15 words) until its column shows them: the frontend
+    # sees the first words, then more, however fast or slow the machine
+    halfway = {"alpha": threading.Event(), "bravo": threading.Event()}
     server.enqueue_for(
         A,
         StreamReply(
             reasoning="Alpha thinks.",
             text="alpha " * 30,
             chunk_chars=6,
-            delay=0.01,
+            gates={90: halfway["alpha"]},
             usage=usage(40, 60, 0.00002),
             provider="DeepSeek",
             wait_for_in_flight=2,
@@ -91,20 +95,34 @@ def test_two_models_stream_at_once_in_columns_and_save_one_table(
         StreamReply(
             text="bravo " * 30,
             chunk_chars=6,
-            delay=0.01,
+            gates={90: halfway["bravo"]},
             usage=usage(40, 45, 0.00003),
             provider="OpenAI",
             wait_for_in_flight=2,
         ),
     )
-    execution = ok(kernel, f"%%chat -c sbs -m {A} -m {B}\nCompare yourselves.")
+
+    def open_once_shown(message: dict[str, Any]) -> None:
+        value = message["content"].get("data", {}).get("state", {}).get("value")
+        for word, gate in halfway.items():
+            if isinstance(value, str) and value.count(word) == 15:
+                gate.set()
+
+    try:
+        execution = kernel.execute(
+            f"%%chat -c sbs -m {A} -m {B}\nCompare yourselves.", on_message=open_once_shown
+        )
+    finally:
+        for gate in halfway.values():
+            gate.set()
+    assert execution.status == "ok", execution.error_text()
     # both requests were in flight together
     assert overlap(server)
     # both answers streamed into their columns before the final output replaced them
     final_at = max(i for i, m in enumerate(execution.messages) if m["msg_type"] == "display_data")
     for word in ("alpha", "bravo"):
         shown = [(i, v) for i, v in widget_values(execution) if word in v]
-        assert len({v for _, v in shown}) >= 2, word  # the first words, then more
+        assert 15 in {v.count(word) for _, v in shown}, word  # the first words, then more
         assert shown[0][1].count(word) < shown[-1][1].count(word) == 30
         assert shown[-1][0] < final_at
     # the saved output: one static table, no widget, every model's usage and cost
@@ -193,7 +211,10 @@ def test_pick_moves_the_kept_mark_and_the_conversation(
 def test_an_interrupt_stops_every_model_and_keeps_what_each_had(
     kernel: Kernel, server: FakeOpenRouter
 ) -> None:
-    server.enqueue_for(A, StreamReply(text="alpha " * 400, delay=0.05, wait_for_in_flight=2))
+    # A stops after 60 characters, B after its words: both are mid-answer when the
+    # interrupt comes (the gate is never opened)
+    held = threading.Event()
+    server.enqueue_for(A, StreamReply(text="alpha " * 400, gates={60: held}, wait_for_in_flight=2))
     server.enqueue_for(B, StreamReply(text="bravo " * 5, stall=120, wait_for_in_flight=2))
     execution = kernel.execute(
         f"%%chat -c stop -m {A} -m {B}\nGo", interrupt_after="bravo bravo bravo bravo bravo"

@@ -4,6 +4,7 @@ of each round, and what a frontend receives, live and final."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -50,6 +51,9 @@ def displayed(execution: Execution) -> list[dict[str, Any]]:
 
 @pytest.fixture(autouse=True)
 def _kernel_sales(kernel: Kernel) -> None:
+    """The module's kernel holds ``sales`` and no variable another test defined (the
+    model's list_variables would list it)."""
+    assert kernel.execute("%reset_selective -f .").status == "ok"
     assert kernel.execute(SALES_CELL).status == "ok"
 
 
@@ -268,9 +272,10 @@ def test_one_stand_in_line_per_call_however_the_provider_cuts_the_calls(
 
 def test_an_interrupt_in_the_middle_of_round_two(kernel: Kernel, server: FakeOpenRouter) -> None:
     words = " ".join(f"word{i}" for i in range(400))
+    held = threading.Event()  # never opened: round two is mid-way when the interrupt comes
     server.enqueue(
         StreamReply(text="", tool_calls=[ToolCall("list_variables", {}, "vars")]),
-        StreamReply(text=words, chunk_chars=6, delay=0.03),
+        StreamReply(text=words, chunk_chars=6, gates={60: held}),
     )
     execution = kernel.execute("%%chat -c stop\nTalk slowly.", interrupt_after="word3")
     assert execution.status == "error"
@@ -360,7 +365,6 @@ def test_stopping_while_the_catalogue_is_read_sends_nothing(server: FakeOpenRout
             "%%chat -c early\nHello?",
             interrupt_when=lambda: any(r.path.endswith("/models") for r in server.requests),
         )
-        server.models_delay = 0
         assert execution.status == "error"
         assert execution.error_text() == (
             "UsageError: Interrupted before the question was sent; nothing changed."
@@ -369,5 +373,4 @@ def test_stopping_while_the_catalogue_is_read_sends_nothing(server: FakeOpenRout
         assert [o["output_type"] for o in execution.final_outputs()] == ["stream"]
         assert value(own, "len(__import__('ormagic').conversation('early').turns)") == 0
     finally:
-        server.models_delay = 0
         own.shutdown()

@@ -125,8 +125,13 @@ def test_the_live_reasoning_panel_is_linear_in_reasoning_without_line_ends() -> 
 
 
 def test_growth_can_tell_quadratic_from_linear() -> None:
-    # the measure itself: a deliberately quadratic path is caught
+    # the measure itself: a linear operation passes, deliberately quadratic ones are caught
+    def nested(k: int) -> int:
+        return sum(1 for _ in range(k) for _ in range(k))
+
     def quadratic(text: str) -> int:
         return sum(text.count("a", i) for i in range(len(text)))
 
+    assert growth(lambda size: lambda: sum(range(size)), 2000) < LINEAR_GROWTH_LIMIT
+    assert growth(lambda size: lambda: nested(size), 300) > LINEAR_GROWTH_LIMIT
     assert growth(lambda size: lambda: quadratic("a" * size), 1000) > LINEAR_GROWTH_LIMIT

@@ -9,6 +9,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from conftest import new_shell
 from IPython.core.interactiveshell import InteractiveShell
 
 import ormagic
@@ -22,8 +23,7 @@ def run(ip: InteractiveShell, code: str) -> Any:
 def test_loading_prints_nothing_and_registers_both_magics(
     fake_env: FakeOpenRouter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
+    ip = new_shell()
     try:
         ip.run_line_magic("load_ext", "ormagic")
         assert capsys.readouterr() == ("", "")

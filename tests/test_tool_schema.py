@@ -3,7 +3,6 @@ and the model's arguments checked against the schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Literal, Optional
 
 import pytest
@@ -12,13 +11,6 @@ import ormagic
 from ormagic.engine.schema import ArgumentError, check_arguments, function_schema, parse_docstring
 from ormagic.engine.tools import ToolBox, ToolRegistry, make_tool, user_tools
 from ormagic.errors import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def _no_user_tools() -> Iterator[None]:
-    user_tools().clear()
-    yield
-    user_tools().clear()
 
 
 def monthly_total(

@@ -84,8 +84,11 @@ class FakeBatches:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
+        """Forget every job and put the knobs back to their defaults."""
         with self._lock:
             self.jobs.clear()
+            self.polls_per_status = FakeBatches.polls_per_status
+            self.end_with = FakeBatches.end_with
 
     def create(self, body: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /api/beta/batches``: (status, JSON answer)."""

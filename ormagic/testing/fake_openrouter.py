@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import re
@@ -570,6 +571,9 @@ class FakeOpenRouter:
     None for the default; consulted after the scripted queue, so a row can be failed by
     its content whatever order rows arrive in) and ``batches`` (the batch endpoint's jobs
     and knobs, :class:`~ormagic.testing._batches.FakeBatches`).
+
+    :meth:`reset` puts all of these back as they were when the server was made, so that
+    one server can be shared by many tests in any order.
     """
 
     def __init__(
@@ -584,17 +588,12 @@ class FakeOpenRouter:
         self.api_key = api_key
         self.host = host
         self.port = port
-        self.models: list[dict[str, Any]] = list(models) if models is not None else default_models()
-        self.endpoints: dict[str, list[dict[str, Any]]] = default_endpoints(self.models)
-        self.key_info: dict[str, Any] = default_key_info(api_key)
-        self.generation_delay_polls = 0
-        self.models_delay = 0.0
-        self.fallback: Reply | None = None
-        self.log: Callable[[str], None] | None = None
-        self.latency = 0.0
-        # demo: the scripted answers of the shipped notebooks (testing/demo.py)
-        self.respond: Callable[[dict[str, Any]], Reply | None] | None = demo_reply if demo else None
+        # what reset() goes back to: the catalogue given, the demo answers or none
+        self._given_models = copy.deepcopy(models) if models is not None else None
+        self._demo = demo
+        self.log: Callable[[str], None] | None = None  # an observer: reset() keeps it
         self.batches = FakeBatches()
+        self._default_settings()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
@@ -602,13 +601,30 @@ class FakeOpenRouter:
         self._model_queues: dict[str, deque[Reply]] = {}
         self._in_flight = 0
         self._arrived = 0
-        self.in_flight_wait = 10.0
         self._generations: dict[str, dict[str, Any]] = {}
         self._polls: dict[str, int] = {}
         self._connections: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def _default_settings(self) -> None:
+        """Every setting a test may change, as a new server has it."""
+        given = self._given_models
+        self.models: list[dict[str, Any]] = (
+            copy.deepcopy(given) if given is not None else default_models()
+        )
+        self.endpoints: dict[str, list[dict[str, Any]]] = default_endpoints(self.models)
+        self.key_info: dict[str, Any] = default_key_info(self.api_key)
+        self.generation_delay_polls = 0
+        self.models_delay = 0.0
+        self.fallback: Reply | None = None
+        self.latency = 0.0
+        # demo: the scripted answers of the shipped notebooks (testing/demo.py)
+        self.respond: Callable[[dict[str, Any]], Reply | None] | None = (
+            demo_reply if self._demo else None
+        )
+        self.in_flight_wait = 10.0
 
     # ---- lifecycle
 
@@ -711,14 +727,22 @@ class FakeOpenRouter:
             return self._in_flight
 
     def reset(self) -> None:
-        """Forget scripted replies (and the fallback), recorded requests and generations."""
+        """Be as new: forget scripted replies, recorded requests and generations, let go
+        of every request a :meth:`hold` stops (and drop the holds), and put every setting
+        a test may change back to what the server started with (``models``,
+        ``endpoints``, ``key_info``, ``fallback``, ``respond``, ``latency``,
+        ``models_delay``, ``generation_delay_polls``, ``in_flight_wait`` and the batch
+        endpoint's knobs). ``log`` is kept: it watches, it changes no answer."""
         with self._lock:
-            self.fallback = None
+            holds, self._holds = self._holds, []
+            self._default_settings()
             self._queue.clear()
             self._model_queues.clear()
             self._requests.clear()
             self._generations.clear()
             self._polls.clear()
+        for _when, _at, gate in holds:
+            gate.set()
         self.batches.reset()
 
     # ---- called by the handler threads
@@ -807,12 +831,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def stop_on_signals() -> None:
     """Make Ctrl-C (SIGINT) and SIGTERM stop the server, whatever the parent process set.
 
-    A process started with SIGINT ignored (``nohup``, or ``cmd &`` in a non-interactive
-    shell) inherits that, and Python then installs no handler of its own: Ctrl-C and a
-    test's ``send_signal(SIGINT)`` would do nothing and the server would never stop.
+    A process started with SIGINT ignored (``cmd &`` in a non-interactive shell) inherits
+    that, and Python then installs no handler of its own; one started with them blocked
+    (some CI runners) inherits the mask. Either way Ctrl-C and a test's
+    ``send_signal(SIGINT)`` would do nothing and the server would never stop.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
