@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import python_child
 
 import ormagic
 from ormagic.errors import AuthenticationError, ConfigError, MissingKeyError
@@ -75,15 +74,7 @@ def test_a_script_asks_and_streams_without_jupyter(fake_openrouter: FakeOpenRout
         "OPENROUTER_BASE_URL": fake_openrouter.base_url,
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = python_child("-c", SCRIPT, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "text": "**4**",

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from processes import python_child
 
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
@@ -150,15 +150,7 @@ def test_a_python_example_runs_as_written_in_a_plain_interpreter(
         "OPENROUTER_BASE_URL": fake_openrouter.base_url,
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = python_child("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("A p-value is a probability.")
     if page == "docs/python-api.md":

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import BEHAVIOUR_VARIABLES, forget_session_state, new_shell
 from IPython.core.interactiveshell import InteractiveShell
 from kernel_support import start_kernel
+from processes import python_child
 
 import ormagic
 from ormagic.api.hooks import publisher_factory, set_publisher_factory
@@ -56,25 +55,11 @@ def test_a_users_settings_do_not_reach_the_tests(tmp_path: Path) -> None:
         "tests/test_magic_shell.py::test_terminal_output_is_plain_text",
         "tests/test_isolation.py::test_a_test_has_its_own_directories_and_none_of_the_users_settings",
     ]
-    result = subprocess.run(
+    result = python_child(
         # its own basetemp: a numbered one would count towards those pytest prunes
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--basetemp",
-            str(tmp_path / "basetemp"),
-            *tests,
-        ],
-        cwd=ROOT,
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+        *("--basetemp", str(tmp_path / "basetemp"), *tests),
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 passed" in result.stdout

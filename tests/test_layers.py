@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from layering import (
@@ -18,6 +15,7 @@ from layering import (
     package_modules,
     violations_of,
 )
+from processes import python_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,15 +119,6 @@ print(json.dumps(sorted(
 
 
 def test_everything_below_the_skin_imports_without_jupyter() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    result = subprocess.run(
-        [sys.executable, "-c", PROGRAM],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = python_child("-c", PROGRAM)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from processes import python_child
 
 from ormagic.testing.fake_openrouter import FakeOpenRouter, StreamReply
 
@@ -54,9 +54,7 @@ def test_loading_imports_nothing_heavy_and_the_first_question_brings_it(
         "OPENROUTER_BASE_URL": fake_openrouter.base_url,
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, timeout=120
-    )
+    result = python_child("-c", PROGRAM, env=env)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["at_load"] == []
@@ -75,12 +73,6 @@ def test_tool_lines_and_batch_progress_do_not_load_the_markdown_renderer() -> No
         "print(sorted(m for m in ('markdown_it', 'pygments', 'ormagic.render.markdown')"
         " if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = python_child("-c", program)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from processes import python_child
 
 from ormagic.engine.usage import UsageLedger, UsageTotals, footer_text
 from ormagic.events import Usage
@@ -248,13 +245,7 @@ def test_engines_do_not_import_ipython_or_widgets() -> None:
         "heavy = {'IPython', 'ipywidgets', 'nbformat'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parent.parent,
-        timeout=30,
-    )
+    result = python_child("-c", code)
+    assert result.returncode == 0, result.stderr
     # nbformat too: ~0.2 s to import, only needed when a notebook is exported
     assert result.stdout == "[]\n"
