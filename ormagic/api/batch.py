@@ -284,7 +284,9 @@ def batch_results(job_id: str, *, progress: bool = True) -> Any:
     """Fetch a deferred job's answers: the rows' results in their input's shape.
 
     Answers not ready yet are missing (one line says how far the job is). For a job
-    submitted in another session, a list of the answers' text, in row order.
+    submitted in another session there are no rows to align with: a list of the text of
+    each request the job holds, in the order they were sent (repeated and cached rows
+    were never sent); re-running the same ``map`` gives them in the input's shape.
     """
     engine = default_engine()
     display = display_for(progress)
