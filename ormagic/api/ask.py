@@ -151,27 +151,13 @@ def ask(
     ``interrupted`` set, and keeps it in the conversation.
     """
     engine = default_engine()
-    if isinstance(model, list | tuple):
-        if tools:
-            raise ConfigError(
-                "Side by side answers have no tools: leave tools out, or ask one model."
-            )
-        options = _options(
-            conversation=conversation,
-            model=None,
-            reasoning=reasoning,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            context=context,
-            engine=engine,
-        )
-        view = _ModelsCallbackView(on_event)
-        compared = compare(engine, prompt, options, model, notebook=engine.notebook, view=view)
-        return [Answer.from_result(result) for result in compared.results]
+    models = list(model) if isinstance(model, list | tuple) else None
+    one = None if isinstance(model, list | tuple) else model
+    if models is not None and tools:
+        raise ConfigError("Side by side answers have no tools: leave tools out, or ask one model.")
     options = _options(
         conversation=conversation,
-        model=model,
+        model=one,
         reasoning=reasoning,
         system=system,
         temperature=temperature,
@@ -180,6 +166,10 @@ def ask(
         engine=engine,
         tools=tools,
     )
+    if models is not None:
+        view = _ModelsCallbackView(on_event)
+        compared = compare(engine, prompt, options, models, notebook=engine.notebook, view=view)
+        return [Answer.from_result(result) for result in compared.results]
     result = engine.answer(prompt, options, notebook=engine.notebook, view=_CallbackView(on_event))
     return Answer.from_result(result)
 
