@@ -26,6 +26,7 @@ from typing import Any
 from ..events import Event, Finished, KeepAlive, ReasoningDelta, StreamFailed, TextDelta, Usage
 from ..view import FinalSummary
 from .compared import ColumnAnswer, header, quiet_html, side_by_side_bundle
+from .escape import escape_text
 from .live import (
     Clock,
     LiveBlocks,
@@ -35,8 +36,8 @@ from .live import (
     pre_html,
     reasoning_split,
 )
-from .markdown import escape_text, render_html
 from .reasoning import BoxPublisher, ReasoningPanel, close_widget, reasoning_title
+from .views import render_live
 
 __all__ = ["ColumnsView"]
 
@@ -106,7 +107,7 @@ class _Column:
         )
         self.answer = LiveBlocks(
             self.publisher,
-            pre_html if plain else _render_live,
+            pre_html if plain else render_live,
             _larger_pieces(reasoning_split if plain else answer_split),
         )
         self.panel: ReasoningPanel | None = None
@@ -257,12 +258,6 @@ def _larger_pieces(split: Callable[[str], tuple[str, str]]) -> Callable[[str], t
         return (head, tail) if len(head) >= _MIN_WIDGET_PIECE else ("", text)
 
     return cut
-
-
-def _render_live(text: str) -> str:
-    # as for a single answer: no syntax colours while streaming (the open block is
-    # re-sent on every redraw); the final output is coloured
-    return render_html(text, highlight=False)
 
 
 class ColumnsView:

@@ -155,7 +155,7 @@ class NotebookView:
     def _new_blocks(self) -> LiveBlocks:
         return LiveBlocks(
             self._publisher,
-            pre_html if self._plain else _render_live,
+            pre_html if self._plain else render_live,
             reasoning_split if self._plain else answer_split,
         )
 
@@ -403,9 +403,10 @@ class NotebookView:
         return {"text/html": html, "text/plain": f"[{title}]"}
 
 
-def _render_live(text: str) -> str:
-    # live redraws skip syntax colouring: the open block is re-sent on every redraw, and
-    # colours would need the stylesheet there too; the final output is coloured
+def render_live(text: str) -> str:
+    """A live redraw's HTML: no syntax colours (the open block is re-sent on every redraw,
+    and colours would need the stylesheet there too); the final output is coloured.
+    Shared by the single answer and the side-by-side columns."""
     from .markdown import render_html  # markdown-it: loaded by the first answer, not at load
 
     return render_html(text, highlight=False)
